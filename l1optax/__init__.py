@@ -1,0 +1,37 @@
+"""l1optax: L1 (lasso) regularization for JAX and Optax.
+
+Penalties and proximal operators over pytrees, optax transforms that produce exact zeros,
+optimizers that apply the L1 prox correctly under adaptive preconditioners, convex solvers with
+optimality certificates, and Flax helpers.
+"""
+
+# --- core: penalty, prox, transforms ---
+from l1optax._penalty import l1_penalty
+from l1optax._prox import prox_l1, soft_threshold
+from l1optax._transforms import (
+    L1SubgradientState,
+    ProxState,
+    add_l1_subgradient,
+    apply_prox,
+    l1_prox,
+    with_l1,
+)
+
+# --- end of core ---
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # core
+    "L1SubgradientState",
+    "ProxState",
+    "__version__",
+    "add_l1_subgradient",
+    "apply_prox",
+    "l1_penalty",
+    "l1_prox",
+    "prox_l1",
+    "soft_threshold",
+    "with_l1",
+    # end of core
+]
