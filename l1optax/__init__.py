@@ -19,6 +19,18 @@ from l1optax._transforms import (
 
 # --- end of core ---
 
+# --- optimizers (issue 3) ---
+# --- end of optimizers ---
+
+# --- solvers (issue 4) ---
+# --- end of solvers ---
+
+# --- flax (issue 5) ---
+# --- end of flax ---
+
+# --- fast path (issue 6) ---
+# --- end of fast path ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -34,4 +46,12 @@ __all__ = [
     "soft_threshold",
     "with_l1",
     # end of core
+    # optimizers (issue 3)
+    # end of optimizers
+    # solvers (issue 4)
+    # end of solvers
+    # flax (issue 5)
+    # end of flax
+    # fast path (issue 6)
+    # end of fast path
 ]
