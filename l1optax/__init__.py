@@ -26,6 +26,7 @@ from l1optax._transforms import (
 # --- end of solvers ---
 
 # --- flax (issue 5) ---
+from l1optax._selection import keras_kernel_mask, param_paths, per_layer_l1reg, select
 # --- end of flax ---
 
 # --- fast path (issue 6) ---
@@ -51,6 +52,10 @@ __all__ = [
     # solvers (issue 4)
     # end of solvers
     # flax (issue 5)
+    "keras_kernel_mask",
+    "param_paths",
+    "per_layer_l1reg",
+    "select",
     # end of flax
     # fast path (issue 6)
     # end of fast path
