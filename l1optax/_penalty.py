@@ -94,16 +94,14 @@ def l1_penalty(
         acc = v.compute_dtype(p.dtype)
         real_acc = jnp.finfo(acc).dtype
         magnitude = abs_with_zero_subgradient(p.astype(acc)).astype(real_acc)
-        return jnp.sum(jnp.asarray(lam, real_acc) * magnitude)
+        # A traced negative strength cannot raise: it makes the penalty NaN instead.
+        return jnp.sum(v.nan_if_negative(jnp.asarray(lam, real_acc)) * magnitude)
 
     terms = [
         leaf_penalty(p, lam)
-        for p, lam in zip(
-            jax.tree.leaves(params), jax.tree.leaves(strengths), strict=True
-        )
+        for p, lam in zip(jax.tree.leaves(params), jax.tree.leaves(strengths), strict=True)
     ]
     if not terms:
         return jnp.zeros((), jnp.float32)
     out_dtype = jnp.result_type(*[t.dtype for t in terms])
     return sum((t.astype(out_dtype) for t in terms), start=jnp.zeros((), out_dtype))
-

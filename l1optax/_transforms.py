@@ -66,7 +66,11 @@ def apply_prox(
 
     so that ``optax.apply_updates`` lands exactly on the proximal point (exact zeros included).
     ``p + u`` and the prox are computed in at least float32 and the update is returned in the
-    parameters' dtype, so low-precision parameters keep exact zeros. Schedules (callables) in
+    parameters' dtype, or the incoming updates' dtype when that is wider (bfloat16 parameters
+    with float32 updates: a bfloat16 difference would miss the proximal point by an ulp), so
+    low-precision parameters keep exact zeros. Where the prox leaves a point unchanged (a zero
+    threshold) the incoming update is passed through, so a zero penalty is bitwise the base
+    optimizer. Schedules (callables) in
     ``learning_rate`` or among the leaves of ``hyperparams`` are evaluated at the step count,
     which starts at 0 on the first update exactly like ``optax.scale_by_learning_rate``.
 
@@ -128,8 +132,10 @@ def _proximal_transform(
         )
         proximal_points = prox(targets, hp, eta)
         new_updates = jax.tree.map(
-            lambda p, z: None if p is None else z.astype(p.dtype) - p,
+            lambda p, u, x, z: None if p is None else _update_to(p, u, x, z),
             params,
+            updates,
+            targets,
             proximal_points,
             is_leaf=v.is_none,
         )
@@ -141,6 +147,21 @@ def _proximal_transform(
 def _sum_in_compute_dtype(p: jax.Array, u: jax.Array) -> jax.Array:
     acc = v.compute_dtype(jnp.result_type(p, u))
     return p.astype(acc) + u.astype(acc)
+
+
+def _update_to(p: jax.Array, u: jax.Array, x: jax.Array, z: jax.Array) -> jax.Array:
+    """The update that ``optax.apply_updates(p, .)`` turns into the proximal point ``z``.
+
+    It is returned in ``result_type(p, u)``: the parameters' dtype, or the incoming updates' when
+    those are wider (bfloat16 parameters with float32 updates), because the difference of two
+    bfloat16 numbers is in general not a bfloat16 number and ``p + update`` would then miss the
+    proximal point by an ulp. Where the prox left the point unchanged (``z == x``: a zero
+    threshold) the incoming update is returned as is, so a zero strength is bitwise the base
+    optimizer. Zeros are exact either way: ``p + (0 - p) == 0``.
+    """
+    out_dtype = jnp.result_type(p, u)
+    moved = z.astype(p.dtype).astype(out_dtype) - p.astype(out_dtype)
+    return jnp.where(z == x, u.astype(out_dtype), moved)
 
 
 def l1_prox(
@@ -169,8 +190,9 @@ def l1_prox(
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``. Updates are
-      returned in the parameters' dtype so ``optax.apply_updates`` lands exactly on the
-      thresholded point.
+      returned in the parameters' dtype (the incoming updates' dtype if that is wider) so
+      ``optax.apply_updates`` lands on the thresholded point, with exact zeros; with
+      ``l1reg=0`` they are bitwise the incoming updates.
 
     Raises:
       ValueError: a concrete ``learning_rate`` or ``l1reg`` is negative, NaN or infinite;
@@ -255,7 +277,11 @@ def add_l1_subgradient(
         lam = l1reg(state.count) if scheduled else l1reg
         strengths = v.broadcast_to_params(lam, params, fn=fn, arg="l1reg")
         new_updates = jax.tree.map(
-            lambda u, p, s: None if u is None else u + jnp.asarray(s, u.dtype) * jnp.sign(p).astype(u.dtype),
+            lambda u, p, s: (
+                None
+                if u is None
+                else u + v.nan_if_negative(jnp.asarray(s, u.dtype)) * jnp.sign(p).astype(u.dtype)
+            ),
             updates,
             params,
             strengths,
