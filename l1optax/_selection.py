@@ -92,7 +92,12 @@ def param_paths(params: Tree) -> list[str]:
 def _as_patterns(value: Pattern | Iterable[Pattern] | None, *, fn: str, arg: str) -> list[Pattern]:
     if value is None:
         return []
-    items = [value] if isinstance(value, str | re.Pattern) else list(value)
+    if isinstance(value, str | re.Pattern):
+        items = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, Mapping):
+        items = list(value)
+    else:
+        items = [value]
     for item in items:
         if not isinstance(item, str | re.Pattern):
             raise TypeError(
