@@ -91,6 +91,7 @@ def l1_penalty(
     strengths = v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg")
 
     def leaf_penalty(p, lam):
+        p = jnp.asarray(p)  # Python / NumPy scalars are leaves too
         acc = v.compute_dtype(p.dtype)
         real_acc = jnp.finfo(acc).dtype
         magnitude = abs_with_zero_subgradient(p.astype(acc)).astype(real_acc)
