@@ -45,6 +45,9 @@ __all__ = [
     "l1_prox",
     "prox_l1",
     "soft_threshold",
+from l1optax._diagnostics import kkt_violation, lasso_duality_gap, sparsity
+from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
+
     "with_l1",
     # end of core
     # optimizers (issue 3)
@@ -60,3 +63,11 @@ __all__ = [
     # fast path (issue 6)
     # end of fast path
 ]
+    "FistaInfo",
+    "fista",
+    "kkt_violation",
+    "l1_grid",
+    "l1_path",
+    "lambda_max",
+    "lasso_duality_gap",
+    "sparsity",
