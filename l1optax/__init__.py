@@ -23,6 +23,9 @@ from l1optax._transforms import (
 # --- end of optimizers ---
 
 # --- solvers (issue 4) ---
+from l1optax._diagnostics import kkt_violation, lasso_duality_gap, sparsity
+from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
+
 # --- end of solvers ---
 
 # --- flax (issue 5) ---
@@ -45,14 +48,19 @@ __all__ = [
     "l1_prox",
     "prox_l1",
     "soft_threshold",
-from l1optax._diagnostics import kkt_violation, lasso_duality_gap, sparsity
-from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
-
     "with_l1",
     # end of core
     # optimizers (issue 3)
     # end of optimizers
     # solvers (issue 4)
+    "FistaInfo",
+    "fista",
+    "kkt_violation",
+    "l1_grid",
+    "l1_path",
+    "lambda_max",
+    "lasso_duality_gap",
+    "sparsity",
     # end of solvers
     # flax (issue 5)
     "keras_kernel_mask",
@@ -63,11 +71,3 @@ from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
     # fast path (issue 6)
     # end of fast path
 ]
-    "FistaInfo",
-    "fista",
-    "kkt_violation",
-    "l1_grid",
-    "l1_path",
-    "lambda_max",
-    "lasso_duality_gap",
-    "sparsity",
