@@ -20,6 +20,28 @@ from l1optax._transforms import (
 # --- end of core ---
 
 # --- optimizers (issue 3) ---
+from l1optax._elastic_net import elastic_net_penalty, prox_elastic_net
+from l1optax._ftrl import FtrlState, ftrl
+from l1optax._group import (
+    group_l1_penalty,
+    group_l1_prox,
+    prox_group_l1,
+    prox_sparse_group_l1,
+    sparse_group_l1_penalty,
+)
+from l1optax._optimizers import (
+    CumulativeL1State,
+    ProxAdagradState,
+    ProxAdamState,
+    ProxRMSPropState,
+    ProxSGDState,
+    cumulative_l1,
+    prox_adagrad,
+    prox_adam,
+    prox_rmsprop,
+    prox_sgd,
+)
+
 # --- end of optimizers ---
 
 # --- solvers (issue 4) ---
@@ -51,6 +73,25 @@ __all__ = [
     "with_l1",
     # end of core
     # optimizers (issue 3)
+    "CumulativeL1State",
+    "FtrlState",
+    "ProxAdagradState",
+    "ProxAdamState",
+    "ProxRMSPropState",
+    "ProxSGDState",
+    "cumulative_l1",
+    "elastic_net_penalty",
+    "ftrl",
+    "group_l1_penalty",
+    "group_l1_prox",
+    "prox_adagrad",
+    "prox_adam",
+    "prox_elastic_net",
+    "prox_group_l1",
+    "prox_rmsprop",
+    "prox_sgd",
+    "prox_sparse_group_l1",
+    "sparse_group_l1_penalty",
     # end of optimizers
     # solvers (issue 4)
     "FistaInfo",

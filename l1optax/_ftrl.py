@@ -1,0 +1,185 @@
+"""FTRL-Proximal (McMahan et al. 2013), with TensorFlow's exact update."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from l1optax import _validation as v
+from l1optax._transforms import ScalarOrSchedule, _at
+
+Tree = Any
+
+
+class FtrlState(NamedTuple):
+    """State of :func:`ftrl`: the step count, the squared-gradient accumulator :math:`n` and the
+    linear term :math:`z` (TensorFlow's ``accum`` and ``linear`` slots)."""
+
+    count: jax.Array  # int32
+    accumulator: Tree
+    linear: Tree
+
+
+def ftrl(
+    learning_rate: ScalarOrSchedule,
+    *,
+    l1reg: ScalarOrSchedule = 0.0,
+    l2reg: ScalarOrSchedule = 0.0,
+    l2_shrinkage: float = 0.0,
+    beta: float = 0.0,
+    learning_rate_power: float = -0.5,
+    initial_accumulator_value: float = 0.1,
+    l1reg_per_step: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""FTRL-Proximal, with the same updates as ``keras.optimizers.Ftrl`` / TF's ``FtrlOptimizer``.
+
+    .. math:: n_t = n_{t-1} + g_t^2,\quad
+       z_t = z_{t-1} + \tilde g_t - \frac{n_t^{-c} - n_{t-1}^{-c}}{\eta_t} p_t,\quad
+       p_{t+1} = \frac{\mathrm{clip}(z_t, -\lambda_1, \lambda_1) - z_t}
+       {n_t^{-c}/\eta_t + 2\lambda_2 + \beta/\eta_t}
+
+    with :math:`c` = ``learning_rate_power`` (:math:`-1/2`: Adagrad-like per-coordinate rates),
+    :math:`\tilde g_t = g_t + 2\lambda_s p_t` (``l2_shrinkage``) and :math:`n_0` =
+    ``initial_accumulator_value``, :math:`z_0 = 0`. Weights with :math:`|z| \le \lambda_1` are
+    exactly 0. TensorFlow's conventions are kept exactly: ``l2reg`` is the coefficient of
+    :math:`\lambda_2\|p\|^2` (not :math:`/2`), ``l2_shrinkage`` of :math:`\lambda_s\|p\|^2`.
+    The prox is not applied to ``p + u``: FTRL computes the new weights from its own state, and
+    the returned update is ``p_new - p`` in the parameters' dtype.
+
+    How ``l1reg`` relates to a lasso ``alpha``: :math:`z_t` is a *sum* of gradients, so
+    :math:`\lambda_1` is charged once against the whole run, i.e. against the summed loss
+    :math:`\sum_{s\le t} \ell_s` (McMahan et al.). With per-step (minibatch-mean) gradients of
+    :math:`\tfrac{1}{n}\sum_i \ell_i` the equivalent lasso strength after :math:`t` steps is
+    :math:`\alpha = \lambda_1 / t`, so a fixed ``l1reg`` fades away. ``l1reg_per_step=True``
+    instead charges :math:`\lambda_1 t` at step :math:`t` (``l1reg`` becomes the lasso
+    :math:`\alpha` of the mean loss): every fixed point then satisfies
+    :math:`0 \in \nabla f(p) + \alpha\,\partial\|p\|_1`, the lasso optimality condition (it is
+    dual averaging with an :math:`O(1/\sqrt t)` proximal term, so convergence is slow but to the
+    right point). When to use it: online/streaming sparse linear models (CTR prediction,
+    embeddings), the industry standard there.
+
+    Args:
+      learning_rate: :math:`\eta_t > 0`, a float or a schedule.
+      l1reg: :math:`\lambda_1 \ge 0` (float or schedule), TensorFlow's
+        ``l1_regularization_strength``.
+      l2reg: :math:`\lambda_2 \ge 0` (float or schedule), ``l2_regularization_strength``.
+      l2_shrinkage: :math:`\lambda_s \ge 0`, ``l2_shrinkage_regularization_strength``.
+      beta: :math:`\beta \ge 0`, the paper's :math:`\beta` (Keras' ``beta``).
+      learning_rate_power: :math:`c \le 0`; 0 gives a fixed learning rate.
+      initial_accumulator_value: :math:`n_0 \ge 0`.
+      l1reg_per_step: if True, the L1 strength at step :math:`t` (1-based) is
+        :math:`t\lambda_1`, which makes the fixed point the lasso solution with ``alpha=l1reg``.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``. The state
+      (:class:`FtrlState`) is kept in at least float32.
+
+    Raises:
+      ValueError: a concrete negative/NaN/inf strength or learning rate, a positive
+        ``learning_rate_power``, or ``update`` without ``params``.
+      TypeError: a parameter leaf is not floating-point.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax
+      >>> import l1optax
+      >>> tx = l1optax.ftrl(3.0, l1reg=0.001, l2reg=2.0)
+      >>> params = jnp.array([1.0, 2.0])
+      >>> state = tx.init(params)
+      >>> for _ in range(10):
+      ...     updates, state = tx.update(jnp.array([0.1, 0.2]), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> params  # TensorFlow's ftrl_test.py testFtrlWithL1_L2: [-0.24059935, -0.46829352]
+      Array([-0.240599..., -0.468293...], dtype=float32)
+
+    References:
+      McMahan, Holt, Sculley et al., 2013, "Ad click prediction: a view from the trenches", KDD.
+      McMahan, 2011, "Follow-the-regularized-leader and mirror descent: equivalence theorems and
+      L1 regularization", AISTATS.
+    """
+    fn = "ftrl"
+    if learning_rate is None:
+        raise ValueError(f"`{fn}(learning_rate=...)` is required, got None")
+    v.check_strength(learning_rate, fn=fn, arg="learning_rate")
+    v.check_strength(l1reg, fn=fn, arg="l1reg")
+    v.check_strength(l2reg, fn=fn, arg="l2reg")
+    v.check_strength(l2_shrinkage, fn=fn, arg="l2_shrinkage", allow_schedule=False)
+    v.check_strength(beta, fn=fn, arg="beta", allow_schedule=False)
+    v.check_strength(
+        initial_accumulator_value, fn=fn, arg="initial_accumulator_value", allow_schedule=False
+    )
+    if not isinstance(learning_rate_power, jax.core.Tracer):
+        power = np.asarray(learning_rate_power, np.float64)
+        if not (np.all(np.isfinite(power)) and np.all(power <= 0)):
+            raise ValueError(
+                f"`{fn}(learning_rate_power=...)` must be <= 0 and finite, got {float(power)!r}"
+            )
+    sqrt_power = isinstance(learning_rate_power, float | int) and learning_rate_power == -0.5
+
+    def init_fn(params):
+        v.check_float_leaves(params, fn=fn)
+
+        def leaf(p):
+            acc = jnp.finfo(v.compute_dtype(p.dtype)).dtype
+            return jnp.full_like(p, initial_accumulator_value, dtype=acc)
+
+        return FtrlState(
+            count=jnp.zeros([], jnp.int32),
+            accumulator=jax.tree.map(
+                lambda p: None if p is None else leaf(p), params, is_leaf=v.is_none
+            ),
+            linear=jax.tree.map(
+                lambda p: (
+                    None
+                    if p is None
+                    else jnp.zeros_like(p, dtype=jnp.finfo(v.compute_dtype(p.dtype)).dtype)
+                ),
+                params,
+                is_leaf=v.is_none,
+            ),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        v.require_params(params, fn=f"{fn}(...).update")
+        eta = _at(learning_rate, state.count)
+        lam1 = _at(l1reg, state.count)
+        lam2 = _at(l2reg, state.count)
+
+        def leaf(g, p, n, z):
+            if p is None:
+                return None
+            acc = jnp.finfo(v.compute_dtype(p.dtype)).dtype
+            lr = jnp.asarray(eta, acc)
+            l1 = v.nan_if_negative(jnp.asarray(lam1, acc))
+            if l1reg_per_step:
+                l1 = l1 * (state.count + 1).astype(acc)
+            l2 = v.nan_if_negative(jnp.asarray(lam2, acc)) + jnp.asarray(beta, acc) / (2 * lr)
+            w = p.astype(acc)
+            g = g.astype(acc)
+            g_shrunk = g + 2 * jnp.asarray(l2_shrinkage, acc) * w
+            new_n = n + g * g
+            if sqrt_power:
+                new_pow, old_pow = jnp.sqrt(new_n), jnp.sqrt(n)
+            else:
+                c = -jnp.asarray(learning_rate_power, acc)
+                new_pow, old_pow = jnp.power(new_n, c), jnp.power(n, c)
+            new_z = z + g_shrunk - (new_pow - old_pow) / lr * w
+            quadratic = new_pow / lr + 2 * l2
+            new_w = (jnp.clip(new_z, -l1, l1) - new_z) / quadratic
+            return new_w.astype(p.dtype) - p, new_n, new_z
+
+        out = jax.tree.map(
+            leaf, updates, params, state.accumulator, state.linear, is_leaf=v.is_none
+        )
+        pick = lambda i: jax.tree.map(  # noqa: E731
+            lambda p, o: None if p is None else o[i], params, out, is_leaf=v.is_none
+        )
+        return pick(0), FtrlState(
+            count=optax.safe_increment(state.count), accumulator=pick(1), linear=pick(2)
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
