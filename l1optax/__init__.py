@@ -55,6 +55,8 @@ from l1optax._selection import keras_kernel_mask, param_paths, per_layer_l1reg, 
 # --- end of flax ---
 
 # --- fast path (issue 6) ---
+from l1optax._flat import FlatLayout, flat_layout
+
 # --- end of fast path ---
 
 __version__ = "0.1.0"
@@ -110,5 +112,7 @@ __all__ = [
     "select",
     # end of flax
     # fast path (issue 6)
+    "FlatLayout",
+    "flat_layout",
     # end of fast path
 ]
