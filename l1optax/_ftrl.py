@@ -57,9 +57,9 @@ def ftrl(
     :math:`\alpha = \lambda_1 / t`, so a fixed ``l1reg`` fades away. ``l1reg_per_step=True``
     instead charges :math:`\lambda_1 t` at step :math:`t` (``l1reg`` becomes the lasso
     :math:`\alpha` of the mean loss): every fixed point then satisfies
-    :math:`0 \in \nabla f(p) + \alpha\,\partial\|p\|_1`, the lasso optimality condition (it is
-    dual averaging with an :math:`O(1/\sqrt t)` proximal term, so convergence is slow but to the
-    right point). When to use it: online/streaming sparse linear models (CTR prediction,
+    :math:`0 \in \nabla f(p) + \alpha\,\partial\|p\|_1`, the lasso optimality condition (the proximal
+    terms are centred at the iterates, so they vanish at a fixed point; the tests show full-batch
+    runs reaching scikit-learn's ``Lasso`` to 1e-6). When to use it: online/streaming sparse linear models (CTR prediction,
     embeddings), the industry standard there.
 
     Args:

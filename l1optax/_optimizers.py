@@ -126,6 +126,7 @@ def _prox_updates(
     penalized: Tree,
     *,
     fn: str,
+    return_points: bool = False,
 ) -> Tree:
     """Elastic-net prox of ``params + steps`` with per-coordinate step ``scalings``.
 
@@ -139,14 +140,18 @@ def _prox_updates(
         if p is None:
             return None
         acc = _acc(p)
-        if not m:
-            return u.astype(p.dtype)
         x = p.astype(acc) + u.astype(acc)
+        if not m:
+            return u.astype(p.dtype), x
         s = jnp.asarray(s, acc)
         z = elastic_net_leaf(x, jnp.asarray(a, acc) * s, jnp.asarray(b, acc) * s)
-        return z.astype(p.dtype) - p
+        return z.astype(p.dtype) - p, z
 
-    return jax.tree.map(leaf, params, steps, scalings, l1s, l2s, penalized, is_leaf=v.is_none)
+    out = jax.tree.map(leaf, params, steps, scalings, l1s, l2s, penalized, is_leaf=v.is_none)
+    new_updates = _map(lambda p, o: o[0], params, out)
+    if return_points:
+        return new_updates, _map(lambda p, o: o[1], params, out)
+    return new_updates
 
 
 def _check_common(fn: str, learning_rate: Any, l1reg: Any, l2reg: Any) -> None:
@@ -181,8 +186,13 @@ def prox_sgd(
        \quad v_t = g_t + \mu v_{t-1}\ (\text{or } g_t + \mu(g_t + \mu v_{t-1})\text{ if Nesterov})
 
     Without momentum this is ISTA / forward-backward splitting: with a step
-    :math:`\eta \le 1/L` it converges to the exact lasso solution and its support. The momentum
-    buffer follows ``optax.sgd`` (``optax.trace``). When to use it: full-batch or well-tuned
+    :math:`\eta \le 1/L` it converges to the exact lasso solution and its support. With
+    momentum the buffer accumulates the composite gradient :math:`g_t + r_t`, where
+    :math:`r_t = (y_t - \mathrm{prox}(y_t))/\eta_t` is the penalty gradient the prox applied
+    (for heavy ball this is the inertial prox-gradient method iPiano, Ochs et al. 2014); so the
+    fixed points are the elastic-net minimisers (a gradient-only buffer, as in
+    ``chain(optax.sgd(lr, momentum), l1_prox(lr, lam))``, solves the lasso with
+    :math:`(1-\mu)\lambda_1`). Without penalty it equals ``optax.sgd(lr, momentum, nesterov)``. When to use it: full-batch or well-tuned
     SGD training where you want exact zeros; for noisy minibatches with a decaying step prefer
     :func:`cumulative_l1` (stable support).
 
@@ -214,6 +224,8 @@ def prox_sgd(
       Array([ 0.9,  0. , -0.4], dtype=float32)
 
     References:
+      Ochs, Chen, Brox & Pock, 2014, "iPiano: inertial proximal algorithm for nonconvex
+      optimization", SIAM J. Imaging Sciences 7(2).
       Beck & Teboulle, 2009, "A fast iterative shrinkage-thresholding algorithm for linear inverse
       problems". Duchi & Singer, 2009, "Efficient online and batch learning using forward
       backward splitting".
@@ -235,24 +247,39 @@ def prox_sgd(
         eta = _at(learning_rate, state.count)
         lam1 = _evaluate_hyperparams(l1reg, state.count)
         lam2 = _evaluate_hyperparams(l2reg, state.count)
+        penalized = _penalized(mask, params, fn=fn)
+        scalings = _map(lambda p: jnp.asarray(eta, _acc(p)), params)
         if momentum is None:
             direction = _map(lambda g, p: g.astype(_acc(p)), updates, params)
-            trace = state.trace
         else:
 
-            def new_trace(g, t, p):
+            def velocity(g, t, p):
                 return g.astype(_acc(p)) + jnp.asarray(momentum, _acc(p)) * t
 
-            trace = _map(new_trace, updates, state.trace, params)
-            if nesterov:
-                direction = _map(new_trace, updates, trace, params)
-            else:
-                direction = trace
+            candidate = _map(velocity, updates, state.trace, params)
+            direction = _map(velocity, updates, candidate, params) if nesterov else candidate
         steps = _map(lambda d, p: -jnp.asarray(eta, _acc(p)) * d, direction, params)
-        scalings = _map(lambda p: jnp.asarray(eta, _acc(p)), params)
-        new_updates = _prox_updates(
-            params, steps, scalings, lam1, lam2, _penalized(mask, params, fn=fn), fn=fn
+        new_updates, points = _prox_updates(
+            params, steps, scalings, lam1, lam2, penalized, fn=fn, return_points=True
         )
+        if momentum is None:
+            trace = state.trace
+        else:
+            # The buffer accumulates the composite gradient g + r, where r = (y - prox(y)) / eta is
+            # the penalty's (sub)gradient that the prox applied. Then fixed points are exactly the
+            # elastic-net minimisers (a gradient-only buffer would shrink lam by (1 - momentum)).
+            # Nesterov's look-ahead sees the buffer through momentum**2, hence the 1/momentum.
+            def with_penalty(c, p, s, pt):
+                acc = _acc(p)
+                e = jnp.asarray(eta, acc)
+                y = p.astype(acc) + s
+                r = jnp.where(e > 0, (y - pt) / jnp.where(e > 0, e, 1), 0)
+                if nesterov:
+                    mu = jnp.asarray(momentum, acc)
+                    r = jnp.where(mu > 0, r / jnp.where(mu > 0, mu, 1), 0)
+                return c + r
+
+            trace = _map(with_penalty, candidate, params, steps, points)
         return new_updates, ProxSGDState(count=optax.safe_increment(state.count), trace=trace)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
