@@ -158,7 +158,10 @@ def _step_fn(variant: Variant, tx: Any) -> Callable:
 
         def step(p, s, g):
             def loss(q):  # gradient g exactly; + the L1 penalty, differentiated by jax.grad
-                inner = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(q)))
+                inner = sum(
+                    jnp.vdot(a, b)
+                    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(q), strict=True)
+                )
                 return inner + l1optax.l1_penalty(q, LAM)
 
             u, s = tx.update(jax.grad(loss)(p), s, p)
@@ -203,8 +206,75 @@ def _nbytes(tree: Any) -> int:
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def time_jax_variant(
-    variant: Variant,
+@dataclass
+class Prepared:
+    """A compiled, donated step with its live carry (params, state), ready to be timed."""
+
+    variant: Variant
+    mode: str
+    compiled: Any
+    carry: Any
+    grads: Any
+    steps_per_call: int
+    meta: dict[str, Any]
+    times_s: list[float]
+
+
+def prepare_jax_variant(
+    variant: Variant, params: dict, grads: dict, *, mode: str, loop_steps: int
+) -> Prepared:
+    """Builds and compiles (AOT, params and state donated) one variant."""
+    if variant.kind == "flat":
+        layout = l1optax.flat_layout(params)
+        params, grads = layout.ravel(params), layout.ravel(grads)
+    else:
+        params = jax.tree.map(jnp.copy, params)  # the variant donates them
+    tx = variant.make() if variant.make is not None else optax.sgd(LR)
+    state = tx.init(params)
+    step = _step_fn(variant, tx)
+    fn = step if mode == "per-call" else _loop_fn(step, loop_steps)
+    compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(params, state, grads).compile()
+    n = sum(x.size for x in jax.tree.leaves(params))
+    meta = {
+        "n": n,
+        "itemsize": jax.tree.leaves(params)[0].dtype.itemsize,
+        "arrays_in": len(jax.tree.leaves((params, state, grads))),
+        "state_B/param": _nbytes(state) / n,
+    }
+    meta.update(_memory(compiled))
+    k = 1 if mode == "per-call" else loop_steps
+    return Prepared(variant, mode, compiled, (params, state), grads, k, meta, [])
+
+
+def time_prepared(prep: Prepared, *, repeats: int, warmup: int) -> None:
+    """Times ``repeats`` more calls (after ``warmup``), appending to ``prep.times_s``."""
+    compiled, grads = prep.compiled, prep.grads
+    timing = _timing.time_carry(
+        lambda c: compiled(c[0], c[1], grads), prep.carry, repeats=repeats, warmup=warmup
+    )
+    prep.carry = timing.carry
+    prep.times_s += timing.times_s
+
+
+def prepared_row(prep: Prepared) -> dict[str, Any]:
+    timing = _timing.Timing(median_s=_timing.statistics.median(prep.times_s), times_s=prep.times_s)
+    per_step = timing.median_s / prep.steps_per_call
+    m = prep.meta
+    row = {
+        "variant": prep.variant.name,
+        "family": prep.variant.family,
+        "mode": prep.mode,
+        "ms": 1e3 * per_step,
+        "GB/s": _timing.gbps(PASSES[prep.variant.family] * m["itemsize"] * m["n"], per_step),
+        "spread": timing.spread,
+        "samples": len(prep.times_s),
+    }
+    row.update({k: v for k, v in m.items() if k not in ("n", "itemsize")})
+    return row
+
+
+def run_jax_variants(
+    variants: list[Variant],
     params: dict,
     grads: dict,
     *,
@@ -212,37 +282,41 @@ def time_jax_variant(
     repeats: int,
     warmup: int,
     loop_steps: int,
-) -> dict[str, Any]:
-    """Compiles (AOT, donated) and times one variant; returns a row."""
-    layout = None
-    if variant.kind == "flat":
-        layout = l1optax.flat_layout(params)
-        params, grads = layout.ravel(params), layout.ravel(grads)
-    else:
-        params = jax.tree.map(jnp.copy, params)  # the variant may donate them
-    tx = variant.make() if variant.make is not None else optax.sgd(LR)
-    state = tx.init(params)
-    step = _step_fn(variant, tx)
-    fn = step if mode == "per-call" else _loop_fn(step, loop_steps)
-    compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(params, state, grads).compile()
-    timing = _timing.time_carry(
-        lambda c: compiled(c[0], c[1], grads), (params, state), repeats=repeats, warmup=warmup
+    rounds: int,
+) -> list[dict[str, Any]]:
+    """Times every variant; with ``rounds > 1`` they take turns (fairer on a noisy machine).
+
+    ``rounds = 1`` prepares, times and frees one variant at a time (least memory: use it for
+    large sizes on a GPU). ``rounds = R`` keeps every variant's buffers alive and times
+    ``ceil(repeats / R)`` calls of each in turn, R times, so a burst of load from elsewhere hits
+    all variants alike; the median is over all samples.
+    """
+    rows = []
+    if rounds <= 1:
+        for v in variants:
+            prep = prepare_jax_variant(v, params, grads, mode=mode, loop_steps=loop_steps)
+            time_prepared(prep, repeats=repeats, warmup=warmup)
+            rows.append(prepared_row(prep))
+            _progress(rows[-1])
+            del prep
+        return rows
+    preps = [
+        prepare_jax_variant(v, params, grads, mode=mode, loop_steps=loop_steps) for v in variants
+    ]
+    per_round = -(-repeats // rounds)
+    for r in range(rounds):
+        for prep in preps:
+            time_prepared(prep, repeats=per_round, warmup=warmup if r == 0 else 1)
+    for prep in preps:
+        rows.append(prepared_row(prep))
+        _progress(rows[-1])
+    return rows
+
+
+def _progress(row: dict[str, Any]) -> None:
+    print(
+        f"  {row['mode']:8s} {row['variant']:36s} {row['ms']:9.3f} ms", file=sys.stderr, flush=True
     )
-    per_step = timing.median_s / (1 if mode == "per-call" else loop_steps)
-    n = sum(x.size for x in jax.tree.leaves(params))
-    itemsize = jax.tree.leaves(params)[0].dtype.itemsize
-    row = {
-        "variant": variant.name,
-        "family": variant.family,
-        "mode": mode,
-        "ms": 1e3 * per_step,
-        "GB/s": _timing.gbps(PASSES[variant.family] * itemsize * n, per_step),
-        "spread": timing.spread,
-        "arrays_in": len(jax.tree.leaves((params, state, grads))),
-        "state_B/param": _nbytes(state) / n,
-    }
-    row.update(_memory(compiled))
-    return row
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,6 +576,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--loop-steps", type=int, default=10, help="K for --mode loop (default 10)")
     p.add_argument("--repeats", type=int, default=20, help="timed calls per variant (>= 20)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="variants take turns in R rounds of repeats/R calls (all kept in memory; use 4-5 "
+        "on a shared CPU, 1 for large sizes on a GPU; default 1)",
+    )
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     p.add_argument(
         "--only",
@@ -542,6 +623,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "repeats": args.repeats,
         "warmup": args.warmup,
         "loop_steps": args.loop_steps,
+        "rounds": args.rounds,
         "lr": LR,
         "l1reg": LAM,
     }
@@ -581,20 +663,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     modes = ["per-call", "loop"] if args.mode == "both" else [args.mode]
     rows: list[dict[str, Any]] = []
     for mode in modes:
-        for variant in variants:
-            row = time_jax_variant(
-                variant,
-                params,
-                grads,
-                mode=mode,
-                repeats=args.repeats,
-                warmup=args.warmup,
-                loop_steps=args.loop_steps,
-            )
-            rows.append(row)
-            print(
-                f"  {mode:8s} {variant.name:36s} {row['ms']:9.3f} ms", file=sys.stderr, flush=True
-            )
+        rows += run_jax_variants(
+            variants,
+            params,
+            grads,
+            mode=mode,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            loop_steps=args.loop_steps,
+            rounds=args.rounds,
+        )
     if not args.no_torch:
         rows += torch_rows(
             args.size, args.leaves, args.dtype, repeats=args.repeats, warmup=args.warmup
