@@ -365,6 +365,51 @@ def _check_problem(
                 f" has dtype {leaf.dtype}"
             )
     try:
+        key = (fn, loss_fn, prox, *_abstract(init_params), *_abstract(l1reg))
+        key += (*_abstract(args), *_abstract(kwargs))
+        hash(key)
+    except TypeError:  # unhashable static data: check without the cache
+        _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs)
+    else:
+        _check_shapes_cached(key, fn, loss_fn, prox, init_params, l1reg, args, kwargs)
+    if not _has_tracer((init_params, args, kwargs)):
+        f0 = _loss_value(loss_fn, init_params, args, kwargs)
+        if not np.isfinite(np.asarray(f0)):
+            raise ValueError(
+                f"`{fn}`: the loss at init_params is {float(f0)!r}; it must be finite to start "
+                "(check the data for NaN/inf and the initial parameters)"
+            )
+
+
+def _abstract(tree: Tree) -> tuple:
+    """A hashable description of a pytree's structure, shapes and dtypes (raises TypeError)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    avals = []
+    for leaf in leaves:
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+            avals.append((tuple(leaf.shape), str(leaf.dtype), getattr(leaf, "weak_type", False)))
+        elif isinstance(leaf, bool | int | float | complex):
+            avals.append((type(leaf).__name__,))
+        else:
+            raise TypeError("not cacheable")
+    return treedef, tuple(avals)
+
+
+_SHAPE_CACHE: dict = {}
+
+
+def _check_shapes_cached(key, fn, loss_fn, prox, init_params, l1reg, args, kwargs) -> None:
+    """Tracing the loss and the prox costs milliseconds: do it once per signature."""
+    if key in _SHAPE_CACHE:
+        return
+    _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs)
+    if len(_SHAPE_CACHE) > 512:
+        _SHAPE_CACHE.clear()
+    _SHAPE_CACHE[key] = True
+
+
+def _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs) -> None:
+    try:
         out = jax.eval_shape(lambda p: loss_fn(p, *args, **kwargs), init_params)
     except Exception as err:  # noqa: BLE001 - re-raised with the solver's name
         raise ValueError(
@@ -391,13 +436,6 @@ def _check_problem(
             f"`{fn}(prox=...)` must return a pytree with the structure, shapes and dtypes of "
             f"init_params; got {got} for {want}"
         )
-    if not _has_tracer((init_params, args, kwargs)):
-        f0 = _loss_value(loss_fn, init_params, args, kwargs)
-        if not np.isfinite(np.asarray(f0)):
-            raise ValueError(
-                f"`{fn}`: the loss at init_params is {float(f0)!r}; it must be finite to start "
-                "(check the data for NaN/inf and the initial parameters)"
-            )
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn",))
