@@ -30,10 +30,13 @@ Axis = int | tuple[int, ...] | None
 
 
 def _is_axis_leaf(x: Any) -> bool:
+    """None, an int, or a plain tuple of scalars (not a NamedTuple such as optax's MaskedNode)."""
+    if x is None or isinstance(x, int | np.integer):
+        return True
     return (
-        x is None
-        or isinstance(x, int | np.integer)
-        or (isinstance(x, tuple) and all(isinstance(a, int | np.integer) for a in x))
+        type(x) is tuple
+        and len(x) > 0
+        and all(a is not None and not isinstance(a, tuple | list | dict) for a in x)
     )
 
 
