@@ -74,7 +74,7 @@ def test_linen_group_lasso_quick(tmp_path, capsys):
         assert r.max_logit_diff < 1e-4
         assert all(0 <= u <= 128 for u in r.units)
         sizes = (64, *r.units, 10)
-        assert r.pruned_params == sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        assert r.pruned_params == sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     assert "units kept" in out
     assert all(0 <= p <= 100 for p in _percentages(out))
     _assert_png(tmp_path / "linen_group_lasso.png")
