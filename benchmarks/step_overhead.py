@@ -335,16 +335,17 @@ def torch_rows(
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     n = max(1, size // leaves)
-    gen = torch.Generator(device="cpu").manual_seed(0)
     sync = (lambda _: torch.cuda.synchronize()) if dev == "cuda" else (lambda _: None)
+
+    gen = torch.Generator(device=dev).manual_seed(0)  # generate on the device (fast at 512M)
 
     def fresh():
         ps = [
-            torch.randn(n, generator=gen).to(dev, tdtype).requires_grad_(True)
+            torch.randn(n, generator=gen, device=dev).to(tdtype).requires_grad_(True)
             for _ in range(leaves)
         ]
         for p in ps:
-            p.grad = (1e-3 * torch.randn(n, generator=gen)).to(dev, tdtype)
+            p.grad = (1e-3 * torch.randn(n, generator=gen, device=dev)).to(tdtype)
         return ps
 
     def make_adam(ps):
@@ -589,6 +590,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated substrings: run only variants whose name contains one",
     )
+    p.add_argument(
+        "--family",
+        choices=["all", "sgd", "adam"],
+        default="all",
+        help="only the sgd-type or adam-type variants (default all)",
+    )
+    p.add_argument(
+        "--no-base",
+        action="store_true",
+        help="with --only: do not add the base optimizers (ratios then need another run)",
+    )
     p.add_argument("--no-flat", action="store_true", help="skip the fast-path (flat) variants")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
     p.add_argument(
@@ -656,9 +668,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return result
 
     variants = jax_variants(flat=not args.no_flat)
+    if args.family != "all":
+        variants = [v for v in variants if v.family in (args.family, "penalty")]
     if args.only:
         keys = [k.strip() for k in args.only.split(",") if k.strip()]
-        variants = [v for v in variants if v.base or any(k in v.name for k in keys)]
+        variants = [
+            v for v in variants if (v.base and not args.no_base) or any(k in v.name for k in keys)
+        ]
     params, grads = make_tree(args.size, args.leaves, dtype, args.seed)
     modes = ["per-call", "loop"] if args.mode == "both" else [args.mode]
     rows: list[dict[str, Any]] = []
