@@ -200,13 +200,7 @@ _OPTIMIZER_OVERRIDES: dict[str, dict[str, Any]] = {
 
 # Known failures in other modules, reported to their owners: the entry stays in the catalog and
 # its tests are marked xfail (non-strict) so a fix shows up as XPASS.
-KNOWN_BUGS: dict[str, str] = {
-    "masked(group_l1_prox)": (
-        "group_l1_prox under optax.masked: _group._per_leaf zips a params tree holding "
-        "optax.MaskedNode leaves with axis/weight trees that do not skip them (ValueError: zip() "
-        "argument 2 is longer than argument 1)"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _optimizer_entries() -> list[Entry]:
