@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu.sh --small    # any device (CPU too): the same steps at small sizes
 #
 # Environment: PYTHON (default: python3, or .venv/bin/python when present); OUT (a folder for the
-# JSON files and the combined markdown log; default benchmarks/gpu_out). PyTorch peers run when
+# JSON files and the combined markdown log; default $TMPDIR/l1optax_gpu_out). PyTorch peers run when
 # `import torch` works on that machine (CUDA build for GPU numbers); otherwise they are skipped.
 # Each step has a time limit so that one slow compile cannot eat the whole budget.
 set -uo pipefail
@@ -29,7 +29,7 @@ if [ -z "${PYTHON:-}" ]; then
     PYTHON=python3
   fi
 fi
-OUT=${OUT:-$ROOT/benchmarks/gpu_out}
+OUT=${OUT:-${TMPDIR:-/tmp}/l1optax_gpu_out}
 mkdir -p "$OUT"
 LOG="$OUT/gpu_tables.md"
 : > "$LOG"

@@ -146,31 +146,56 @@ def make_tree(size: int, leaves: int, dtype: Any, seed: int) -> tuple[dict, dict
     return params, grads
 
 
-def _step_fn(variant: Variant, tx: Any) -> Callable:
-    """The step ``(params, state, grads) -> (params, state)`` for a JAX variant."""
+def _data_loss(tree: Any, x: jax.Array) -> jax.Array:
+    """A stand-in model loss for ``--grads loss``: sum over leaves of x/2 * |p|^2 (grad x*p)."""
+    return sum(0.5 * x * jnp.sum(jnp.square(q.astype(jnp.float32))) for q in jax.tree.leaves(tree))
+
+
+def _step_fn(variant: Variant, tx: Any, *, grads: str = "input", layout: Any = None) -> Callable:
+    """The step ``(params, state, g_or_x) -> (params, state)`` for a JAX variant.
+
+    ``grads="input"``: the third argument is the gradient (a tree like params). ``"loss"``: it is
+    a scalar ``x`` and the gradient is computed inside the step from :func:`_data_loss`, through
+    ``layout.unravel`` for the fast path, so the cost of producing a flat gradient is counted.
+    """
+    view = layout.unravel if layout is not None else (lambda q: q)
+
+    def data_grad(p, gx, with_penalty=False):
+        if grads == "input" and not with_penalty:
+            return gx
+        if grads == "input":  # gradient gx exactly; + the L1 penalty, differentiated by jax.grad
+
+            def loss(q):
+                inner = sum(
+                    jnp.vdot(a, b)
+                    for a, b in zip(jax.tree.leaves(gx), jax.tree.leaves(q), strict=True)
+                )
+                return inner + l1optax.l1_penalty(q, LAM)
+
+        else:
+
+            def loss(q):
+                value = _data_loss(view(q), gx)
+                return value + l1optax.l1_penalty(q, LAM) if with_penalty else value
+
+        return jax.grad(loss)(p)
+
     if variant.kind in ("tx", "flat"):
 
-        def step(p, s, g):
-            u, s = tx.update(g, s, p)
+        def step(p, s, gx):
+            u, s = tx.update(data_grad(p, gx), s, p)
             return optax.apply_updates(p, u), s
 
     elif variant.kind == "penalty_in_loss":
 
-        def step(p, s, g):
-            def loss(q):  # gradient g exactly; + the L1 penalty, differentiated by jax.grad
-                inner = sum(
-                    jnp.vdot(a, b)
-                    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(q), strict=True)
-                )
-                return inner + l1optax.l1_penalty(q, LAM)
-
-            u, s = tx.update(jax.grad(loss)(p), s, p)
+        def step(p, s, gx):
+            u, s = tx.update(data_grad(p, gx, with_penalty=True), s, p)
             return optax.apply_updates(p, u), s
 
     elif variant.kind == "penalty_grad":
 
-        def step(p, s, g):
-            del g
+        def step(p, s, gx):
+            del gx
             return jax.grad(lambda q: l1optax.l1_penalty(q, LAM))(p), s
 
     else:
@@ -221,17 +246,26 @@ class Prepared:
 
 
 def prepare_jax_variant(
-    variant: Variant, params: dict, grads: dict, *, mode: str, loop_steps: int
+    variant: Variant,
+    params: dict,
+    grads: dict,
+    *,
+    mode: str,
+    loop_steps: int,
+    grads_mode: str = "input",
 ) -> Prepared:
     """Builds and compiles (AOT, params and state donated) one variant."""
+    layout = None
     if variant.kind == "flat":
         layout = l1optax.flat_layout(params)
         params, grads = layout.ravel(params), layout.ravel(grads)
     else:
         params = jax.tree.map(jnp.copy, params)  # the variant donates them
+    if grads_mode == "loss":
+        grads = jnp.asarray(1e-3, jnp.float32)  # the scalar x of _data_loss
     tx = variant.make() if variant.make is not None else optax.sgd(LR)
     state = tx.init(params)
-    step = _step_fn(variant, tx)
+    step = _step_fn(variant, tx, grads=grads_mode, layout=layout)
     fn = step if mode == "per-call" else _loop_fn(step, loop_steps)
     compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(params, state, grads).compile()
     n = sum(x.size for x in jax.tree.leaves(params))
@@ -283,6 +317,7 @@ def run_jax_variants(
     warmup: int,
     loop_steps: int,
     rounds: int,
+    grads_mode: str = "input",
 ) -> list[dict[str, Any]]:
     """Times every variant; with ``rounds > 1`` they take turns (fairer on a noisy machine).
 
@@ -294,7 +329,9 @@ def run_jax_variants(
     rows = []
     if rounds <= 1:
         for v in variants:
-            prep = prepare_jax_variant(v, params, grads, mode=mode, loop_steps=loop_steps)
+            prep = prepare_jax_variant(
+                v, params, grads, mode=mode, loop_steps=loop_steps, grads_mode=grads_mode
+            )
             time_prepared(prep, repeats=repeats, warmup=warmup)
             rows.append(prepared_row(prep))
             _progress(rows[-1])
@@ -601,6 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --only: do not add the base optimizers (ratios then need another run)",
     )
+    p.add_argument(
+        "--grads",
+        choices=["input", "loss"],
+        default="input",
+        help="input: gradients are passed in (the optimizer step alone); loss: computed inside "
+        "the step from a stand-in loss (counts producing a flat gradient; PyTorch peers always "
+        "use stored gradients)",
+    )
     p.add_argument("--no-flat", action="store_true", help="skip the fast-path (flat) variants")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
     p.add_argument(
@@ -636,6 +681,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "warmup": args.warmup,
         "loop_steps": args.loop_steps,
         "rounds": args.rounds,
+        "grads": args.grads,
         "lr": LR,
         "l1reg": LAM,
     }
@@ -688,6 +734,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warmup=args.warmup,
             loop_steps=args.loop_steps,
             rounds=args.rounds,
+            grads_mode=args.grads,
         )
     if not args.no_torch:
         rows += torch_rows(
