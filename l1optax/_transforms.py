@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from l1optax import _validation as v
@@ -111,6 +112,7 @@ def _proximal_transform(
     *,
     mask: Tree | Callable[[Tree], Tree] | None,
     fn: str,
+    identity: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required for a proximal step")
@@ -122,6 +124,12 @@ def _proximal_transform(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
+        if identity:
+            # The penalty is known to be 0 at construction: pass the updates through untouched
+            # (same state, same checks), so that XLA compiles exactly the base optimizer's
+            # program and the result is bitwise the base optimizer's even when the whole step
+            # is fused into one jitted function.
+            return updates, ProxState(count=optax.safe_increment(state.count))
         eta = _at(learning_rate, state.count)
         hp = _evaluate_hyperparams(hyperparams, state.count)
         targets = jax.tree.map(
@@ -218,7 +226,10 @@ def l1_prox(
         raise ValueError(f"`{fn}(learning_rate=...)` is required for a proximal step, got None")
     v.check_strength(learning_rate, fn=fn, arg="learning_rate")
     v.check_strength(l1reg, fn=fn, arg="l1reg")
-    return _proximal_transform(prox_l1, learning_rate, l1reg, mask=mask, fn=fn)
+    identity = all(_is_static_zero(leaf) for leaf in jax.tree.leaves(l1reg)) or _is_static_zero(
+        learning_rate
+    )
+    return _proximal_transform(prox_l1, learning_rate, l1reg, mask=mask, fn=fn, identity=identity)
 
 
 def add_l1_subgradient(
@@ -277,11 +288,7 @@ def add_l1_subgradient(
         lam = l1reg(state.count) if scheduled else l1reg
         strengths = v.broadcast_to_params(lam, params, fn=fn, arg="l1reg")
         new_updates = jax.tree.map(
-            lambda u, p, s: (
-                None
-                if u is None
-                else u + v.nan_if_negative(jnp.asarray(s, u.dtype)) * jnp.sign(p).astype(u.dtype)
-            ),
+            lambda u, p, s: None if u is None else _add_subgradient(u, p, s),
             updates,
             params,
             strengths,
@@ -292,6 +299,28 @@ def add_l1_subgradient(
         return new_updates, state
 
     return maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask, fn=fn)
+
+
+def _add_subgradient(u: jax.Array, p: jax.Array, s: Any) -> jax.Array:
+    if _is_static_zero(s):
+        # A strength known to be 0 when the step is traced adds nothing: return the updates
+        # untouched, so that XLA compiles the base optimizer's program and the result is bitwise
+        # the base optimizer's (fusing a "+ 0 * sign(p)" can change how it contracts the rest).
+        return u
+    return u + v.nan_if_negative(jnp.asarray(s, u.dtype)) * jnp.sign(p).astype(u.dtype)
+
+
+def _is_static_zero(s: Any) -> bool:
+    """True for a concrete (not traced) scalar strength equal to 0; never inspects a tracer.
+
+    Only scalars are looked at, so a large per-coordinate strength is never copied to the host.
+    """
+    if not v.is_concrete(s) or np.ndim(s) != 0:
+        return False
+    try:
+        return bool(np.asarray(s) == 0)
+    except (TypeError, ValueError):
+        return False
 
 
 def with_l1(
