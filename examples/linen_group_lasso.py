@@ -32,7 +32,7 @@ LEARNING_RATE = 0.05
 MOMENTUM = 0.9
 BATCH = 64
 LAMS = (0.0, 1e-3, 3e-3, 1e-2, 2e-2)
-QUICK_LAMS = (1e-2,)
+QUICK_LAMS = (3e-2,)
 
 
 class MLP(nn.Module):
@@ -118,6 +118,8 @@ def prune(params) -> tuple[dict, tuple[int, ...]]:
     for i in range(len(HIDDEN)):
         kernel, bias = layers[i]["kernel"], layers[i]["bias"]
         keep = ~np.all(kernel == 0, axis=0)
+        if not keep.any():  # a layer cannot have width 0: keep one (constant) unit, exactly
+            keep[0] = True
         constant = np.maximum(bias[~keep], 0.0)  # relu(bias) of the removed units
         nxt = layers[i + 1]
         nxt["bias"] = nxt["bias"] + constant @ nxt["kernel"][~keep]

@@ -75,6 +75,7 @@ def test_linen_group_lasso_quick(tmp_path, capsys):
         assert all(0 <= u <= 128 for u in r.units)
         sizes = (64, *r.units, 10)
         assert r.pruned_params == sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    assert sum(results[0].units) < 2 * 128  # --quick's lam removes whole units in 3 epochs
     assert "units kept" in out
     assert all(0 <= p <= 100 for p in _percentages(out))
     _assert_png(tmp_path / "linen_group_lasso.png")
@@ -97,6 +98,13 @@ def test_linen_prune_folds_dead_units_exactly():
     pruned, units = example.prune(params)
     assert units == (h1 - 3, h2 - 1)
     x = jnp.asarray(rng.normal(size=(32, 64)), jnp.float32)
+    full = example.MLP((h1, h2, 10)).apply({"params": params}, x)
+    small = example.MLP((*units, 10)).apply({"params": pruned}, x)
+    np.testing.assert_allclose(np.asarray(small), np.asarray(full), rtol=1e-4, atol=1e-4)
+    # A layer with every unit dead keeps one constant unit (width 0 is not a Dense layer).
+    params["Dense_1"]["kernel"] = jnp.zeros_like(params["Dense_1"]["kernel"])
+    pruned, units = example.prune(params)
+    assert units == (h1 - 3, 1)
     full = example.MLP((h1, h2, 10)).apply({"params": params}, x)
     small = example.MLP((*units, 10)).apply({"params": pruned}, x)
     np.testing.assert_allclose(np.asarray(small), np.asarray(full), rtol=1e-4, atol=1e-4)
