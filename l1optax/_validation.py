@@ -61,13 +61,20 @@ def check_strength(value: Any, *, fn: str, arg: str, allow_schedule: bool = True
             ) from err
         if arr.dtype == np.bool_ or np.iscomplexobj(arr):
             raise TypeError(f"`{fn}({arg}=...)` must be real-valued, got dtype {arr.dtype}{where}")
+        if arr.dtype.kind not in "iuf" and not jnp.issubdtype(arr.dtype, jnp.floating):
+            # strings ("0.1" would parse as a float) and objects; bfloat16 has kind "V"
+            raise TypeError(f"`{fn}({arg}=...)` must be numeric, got dtype {arr.dtype}{where}")
         try:
             arr64 = arr.astype(np.float64)
         except (TypeError, ValueError) as err:
-            raise TypeError(f"`{fn}({arg}=...)` must be numeric, got dtype {arr.dtype}{where}") from err
+            raise TypeError(
+                f"`{fn}({arg}=...)` must be numeric, got dtype {arr.dtype}{where}"
+            ) from err
         if not np.all(np.isfinite(arr64)) or np.any(arr64 < 0):
             shown = _show(arr64)
-            raise ValueError(f"`{fn}({arg}=...)` must be non-negative and finite, got {shown}{where}")
+            raise ValueError(
+                f"`{fn}({arg}=...)` must be non-negative and finite, got {shown}{where}"
+            )
 
 
 def _show(arr: np.ndarray) -> str:
