@@ -24,6 +24,14 @@ class FtrlState(NamedTuple):
     linear: Tree
 
 
+def _is_scalar_or_schedule(value: Any) -> bool:
+    if callable(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
+        return True
+    if not isinstance(value, int | float | jax.Array | np.ndarray | np.generic):
+        return False
+    return jnp.ndim(value) == 0
+
+
 def ftrl(
     learning_rate: ScalarOrSchedule,
     *,
@@ -103,9 +111,13 @@ def ftrl(
     fn = "ftrl"
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required, got None")
-    v.check_strength(learning_rate, fn=fn, arg="learning_rate")
-    v.check_strength(l1reg, fn=fn, arg="l1reg")
-    v.check_strength(l2reg, fn=fn, arg="l2reg")
+    for arg, value in (("learning_rate", learning_rate), ("l1reg", l1reg), ("l2reg", l2reg)):
+        v.check_strength(value, fn=fn, arg=arg)
+        if not _is_scalar_or_schedule(value):
+            raise ValueError(
+                f"`{fn}({arg}=...)` must be a scalar or a schedule (as in TensorFlow's FTRL), got "
+                f"{value!r}"
+            )
     v.check_strength(l2_shrinkage, fn=fn, arg="l2_shrinkage", allow_schedule=False)
     v.check_strength(beta, fn=fn, arg="beta", allow_schedule=False)
     v.check_strength(

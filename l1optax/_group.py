@@ -277,9 +277,16 @@ def prox_group_l1(
     return _group_prox_tree(params, l1reg, scaling, axis, weights, fn=fn)
 
 
-def _group_prox_tree(params, l1reg, scaling, axis, weights, *, fn):
-    lams = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg"))
+def _group_prox_tree(params, l1reg, scaling, axis, weights, *, fn, arg="l1reg"):
+    lams = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg=arg))
     ss = jax.tree.leaves(v.broadcast_to_params(scaling, params, fn=fn, arg="scaling"))
+    for name, values in ((arg, lams), ("scaling", ss)):
+        for value in values:
+            if jnp.ndim(value) != 0:
+                raise ValueError(
+                    f"`{fn}({name}=...)` must be a scalar per leaf (use `weights=` for per-group "
+                    f"strengths), got an array of shape {jnp.shape(value)}"
+                )
     new_leaves = [
         _group_shrink_leaf(p, jnp.asarray(lam) * jnp.asarray(s), reduce_axes, wa)
         for (_, p, reduce_axes, wa), lam, s in zip(
@@ -405,7 +412,9 @@ def prox_sparse_group_l1(
         ss,
         is_leaf=v.is_none,
     )
-    out = _group_prox_tree(soft, group_reg, scaling, axis, weights, fn=fn)
+    out = _group_prox_tree(
+        soft, group_reg, scaling, axis, weights, fn=fn, arg="hyperparams[1] (group_reg)"
+    )
     return jax.tree.map(
         lambda p, z: None if p is None else z.astype(p.dtype), params, out, is_leaf=v.is_none
     )
@@ -435,6 +444,8 @@ def group_l1_prox(
       axis: None (whole leaf), an int or tuple of ints indexing the groups, or a pytree of those.
       weights: the group weights :math:`c_g` (default :math:`\sqrt{|g|}`).
       mask: a pytree of bools or a callable ``params -> mask``; masked-out leaves pass through.
+        With ``optax.inject_hyperparams`` pass ``static_args=("axis",)`` (an int axis would
+        otherwise be injected as a traced number).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.

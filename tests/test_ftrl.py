@@ -294,3 +294,8 @@ def test_bad_input():
         tx.init({"i": jnp.ones(2, jnp.int32)})
     with pytest.raises(ValueError, match=r"needs the current parameters"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)), None)
+
+
+def test_non_scalar_strength_is_rejected():
+    with pytest.raises(ValueError, match=r"`ftrl\(l1reg=...\)` must be a scalar or a schedule"):
+        l1optax.ftrl(0.1, l1reg={"a": 0.1})

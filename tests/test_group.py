@@ -326,3 +326,12 @@ def test_bad_trees_and_params():
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)), None)
     with pytest.raises(ValueError, match=r"must be a pair \(l1reg, group_reg\)"):
         l1optax.prox_sparse_group_l1(jnp.ones(2), 1.0)
+
+
+def test_per_coordinate_strength_is_rejected_with_a_pointer_to_weights():
+    with pytest.raises(ValueError, match=r"`prox_group_l1\(l1reg=...\)` must be a scalar per leaf"):
+        l1optax.prox_group_l1(jnp.ones((2, 3)), jnp.ones((2, 3)), axis=-1)
+    with pytest.raises(
+        ValueError, match=r"`prox_group_l1\(scaling=...\)` must be a scalar per leaf"
+    ):
+        l1optax.prox_group_l1(jnp.ones((2, 3)), 1.0, jnp.ones((2, 3)), axis=-1)
