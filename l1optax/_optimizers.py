@@ -104,8 +104,15 @@ def _check_in_range(value: Any, *, fn: str, arg: str, low: float, high: float, c
     ok = ok and (np.all(arr <= high) if closed else np.all(arr < high))
     if not ok:
         bracket = "]" if closed else ")"
+        hint = ""
+        if not closed and np.any(arr == high):
+            hint = (
+                " (a decay that rounds to 1 in a low-precision dtype: with "
+                "optax.inject_hyperparams pass hyperparam_dtype=jnp.float32)"
+            )
         raise ValueError(
-            f"`{fn}({arg}=...)` must be in [{low}, {high}{bracket}, got {float(arr.flat[0])!r}"
+            f"`{fn}({arg}=...)` must be in [{low}, {high}{bracket}, got "
+            f"{float(arr.flat[0])!r}{hint}"
         )
 
 

@@ -420,3 +420,40 @@ def test_bad_trees_and_missing_params(name):
     tx = l1optax.prox_sgd(0.1, 0.1, mask={"w": True, "x": False})
     with pytest.raises(ValueError, match=r"`prox_sgd\(mask=...\)` does not match"):
         tx.init(params)
+
+
+EVERY = {
+    **ALL,
+    "ftrl": lambda lr, lam: l1optax.ftrl(lr, l1reg=lam),
+    "cumulative_l1": lambda lr, lam: optax.chain(optax.sgd(lr), l1optax.cumulative_l1(lr, lam)),
+    "group_l1_prox": lambda lr, lam: optax.chain(
+        optax.sgd(lr), l1optax.group_l1_prox(lr, lam, axis=-1)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EVERY))
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+def test_state_survives_lax_cond(name, dtype):
+    """lax.cond needs both branches to return identical types: dtype, shape and weak type."""
+    tx = EVERY[name](0.1, 0.05)
+    params = {"w": jnp.array([[0.5, -0.01], [0.2, 0.3]], dtype), "b": None}
+    grads = {"w": jnp.array([[0.1, 0.0], [0.2, -0.1]], dtype), "b": None}
+    state = tx.init(params)
+
+    @jax.jit
+    def maybe_step(flag, state):
+        return jax.lax.cond(flag, lambda s: tx.update(grads, s, params)[1], lambda s: s, state)
+
+    new_state = maybe_step(True, maybe_step(True, state))
+    same = maybe_step(False, new_state)
+    jax.tree.map(np.testing.assert_array_equal, same, new_state)
+
+
+def test_low_precision_decay_error_points_to_hyperparam_dtype():
+    params = jnp.ones(2, jnp.bfloat16)
+    with pytest.raises(ValueError, match=r"b2=...\)` must be in .* hyperparam_dtype=jnp.float32"):
+        optax.inject_hyperparams(l1optax.prox_adam)(0.1, 0.1).init(params)
+    tx = optax.inject_hyperparams(l1optax.prox_adam, hyperparam_dtype=jnp.float32)(0.1, 0.1)
+    u, _ = tx.update(params, tx.init(params), params)
+    assert u.dtype == jnp.bfloat16
