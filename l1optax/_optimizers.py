@@ -189,19 +189,21 @@ def prox_sgd(
 ) -> optax.GradientTransformationExtraArgs:
     r"""Proximal (stochastic) gradient descent for the lasso / elastic net (ISTA), with momentum.
 
-    .. math:: p_{t+1} = \frac{S_{\eta_t\lambda_1}(p_t - \eta_t v_t)}{1 + \eta_t\lambda_2},
-       \quad v_t = g_t + \mu v_{t-1}\ (\text{or } g_t + \mu(g_t + \mu v_{t-1})\text{ if Nesterov})
+    .. math:: p_{t+1} = \frac{S_{\eta_t\lambda_1}(y_t)}{1 + \eta_t\lambda_2},\quad
+       y_t = p_t - \eta_t d_t,\quad d_t = g_t + \mu b_{t-1}\ (\text{Nesterov: }
+       g_t + \mu(g_t + \mu b_{t-1})),\quad b_t = g_t + \mu b_{t-1} + r_t/\mu^{[\mathrm{nest}]}
 
-    Without momentum this is ISTA / forward-backward splitting: with a step
-    :math:`\eta \le 1/L` it converges to the exact lasso solution and its support. With
-    momentum the buffer accumulates the composite gradient :math:`g_t + r_t`, where
-    :math:`r_t = (y_t - \mathrm{prox}(y_t))/\eta_t` is the penalty gradient the prox applied
-    (for heavy ball this is the inertial prox-gradient method iPiano, Ochs et al. 2014); so the
-    fixed points are the elastic-net minimisers (a gradient-only buffer, as in
+    Without momentum (:math:`\mu` = None) this is ISTA / forward-backward splitting: with a step
+    :math:`\eta \le 1/L` it converges to the exact lasso solution and its support. With momentum
+    the buffer :math:`b_t` accumulates the composite gradient :math:`g_t + r_t`, where
+    :math:`r_t = (y_t - p_{t+1})/\eta_t` is the penalty gradient the prox applied (for heavy ball
+    this is the inertial proximal method iPiano, Ochs et al. 2014; with Nesterov :math:`r_t` enters
+    divided by :math:`\mu`, which is what makes the look-ahead's fixed point the same). So the fixed
+    points are the elastic-net minimisers, whereas a gradient-only buffer, as in
     ``chain(optax.sgd(lr, momentum), l1_prox(lr, lam))``, solves the lasso with
-    :math:`(1-\mu)\lambda_1`). Without penalty it equals ``optax.sgd(lr, momentum, nesterov)``. When to use it: full-batch or well-tuned
-    SGD training where you want exact zeros; for noisy minibatches with a decaying step prefer
-    :func:`cumulative_l1` (stable support).
+    :math:`(1-\mu)\lambda_1`. Without penalty it equals ``optax.sgd(lr, momentum, nesterov)``.
+    When to use it: full-batch or well-tuned SGD training where you want exact zeros; for noisy
+    minibatches with a decaying step prefer :func:`cumulative_l1` (stable support).
 
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.

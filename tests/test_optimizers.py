@@ -457,3 +457,16 @@ def test_low_precision_decay_error_points_to_hyperparam_dtype():
     tx = optax.inject_hyperparams(l1optax.prox_adam, hyperparam_dtype=jnp.float32)(0.1, 0.1)
     u, _ = tx.update(params, tx.init(params), params)
     assert u.dtype == jnp.bfloat16
+
+
+def test_gradient_only_momentum_buffer_solves_a_weaker_lasso(x64):
+    """chain(sgd(momentum), l1_prox) reaches Lasso(alpha=(1 - mu) * lam); prox_sgd reaches lam."""
+    mu, lr = 0.5, 0.5 / LIPSCHITZ
+    w_chain = _train(
+        optax.chain(optax.sgd(lr, momentum=mu), l1optax.l1_prox(lr, LAM)), 3000, jnp.float64
+    )
+    weaker = Lasso(alpha=(1 - mu) * LAM, fit_intercept=False, tol=1e-14, max_iter=100_000)
+    np.testing.assert_allclose(w_chain, weaker.fit(X_NP, Y_NP).coef_, atol=1e-6, rtol=0)
+    assert np.abs(w_chain - W_SKLEARN).max() > 0.05
+    w_ours = _train(l1optax.prox_sgd(lr, LAM, momentum=mu), 3000, jnp.float64)
+    np.testing.assert_allclose(w_ours, W_SKLEARN, atol=1e-6, rtol=0)
