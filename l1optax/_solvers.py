@@ -178,9 +178,23 @@ def _solve(
             x_new = step(y, g_y, s)
             diff = _sub(x_new, y)
             f_new = fun(x_new).astype(dtype)
-            model = f_y + _vdot(g_y, diff, dtype) + _sqnorm(diff, dtype) / (2 * s)
+            sq = _sqnorm(diff, dtype)
+            model = f_y + _vdot(g_y, diff, dtype) + sq / (2 * s)
             slack = 16 * eps * (jnp.abs(f_y) + jnp.abs(f_new))
-            return x_new, f_new, f_new <= model + slack
+            f_ok = f_new <= model + slack
+            # Near convergence f(x_new) - f(y) drowns in the rounding of f itself (worst when f
+            # is a small difference of large terms, e.g. a loss written from a Gram matrix) and
+            # the test above fails spuriously, which would shrink the step for good. There the
+            # curvature test <grad f(x_new) - grad f(y), x_new - y> <= |x_new - y|^2 / s (the same
+            # condition for a quadratic) decides instead: it has no cancellation of f's terms.
+            tiny = jnp.abs(f_new - f_y) <= jnp.sqrt(eps) * (jnp.abs(f_y) + jnp.abs(f_new))
+
+            def curvature_ok():
+                g_new = grad_fn(x_new)
+                return _vdot(_sub(g_new, g_y), diff, dtype) <= sq / s * (1 + 1e-6)
+
+            ok = jax.lax.cond(tiny & ~f_ok, curvature_ok, lambda: f_ok)
+            return x_new, f_new, ok
 
         x_new, f_new, ok = attempt(s)
 

@@ -39,7 +39,14 @@ def test_quick_reaches_target_gap_for_every_solver(tmp_path):
     result = json.loads(path.read_text())
     rows = result["rows"]
     solvers = {r["solver"] for r in rows}
-    assert solvers == {"l1optax.fista", "sklearn Lasso", "l1optax.l1_path", "sklearn lasso_path"}
+    assert solvers == {
+        "l1optax.fista",
+        "l1optax.fista (Gram loss)",
+        "sklearn Lasso",
+        "l1optax.l1_path",
+        "l1optax.l1_path (Gram loss)",
+        "sklearn lasso_path",
+    }
     for r in rows:
         assert 0 < r["time_ms"] < 60_000
         assert 0 <= r["rel_gap"] <= result["target_relative_gap"] == 1e-6
