@@ -335,3 +335,19 @@ def test_per_coordinate_strength_is_rejected_with_a_pointer_to_weights():
         ValueError, match=r"`prox_group_l1\(scaling=...\)` must be a scalar per leaf"
     ):
         l1optax.prox_group_l1(jnp.ones((2, 3)), 1.0, jnp.ones((2, 3)), axis=-1)
+
+
+def test_sparse_group_lasso_through_apply_prox():
+    import functools
+
+    prox = functools.partial(l1optax.prox_sparse_group_l1, axis=-1, weights=1.0)
+    tx = optax.chain(
+        optax.sgd(1.0), l1optax.apply_prox(prox, 1.0, (0.5, optax.constant_schedule(1.0)))
+    )
+    w = jnp.array([[3.5, 0.1, 0.4], [4.5, 0.2, 3.0]])
+    u, _ = jax.jit(tx.update)(jnp.zeros_like(w), tx.init(w), w)
+    new = np.asarray(optax.apply_updates(w, u), np.float64)
+    soft = np.sign(np.asarray(w)) * np.maximum(np.abs(np.asarray(w)) - 0.5, 0)
+    expected, _ = _np_group_prox(soft, 1.0, (1,))
+    np.testing.assert_allclose(new, expected, rtol=1e-6)
+    assert np.all(new[:, 1] == 0) and new[0, 2] == 0.0 and new[1, 2] != 0.0
