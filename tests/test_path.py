@@ -252,3 +252,25 @@ def test_path_ties_are_allowed_and_bad_problem_is_named():
         l1_path(lsq, jnp.zeros(3), [0.2, 0.1], X, y.at[0].set(jnp.inf))
     with pytest.raises(ValueError, match=r"l1_path\(maxiter=\.\.\.\)"):
         l1_path(lsq, jnp.zeros(3), [0.2, 0.1], X, y, maxiter=-3)
+
+
+def test_path_on_gram_form_loss_does_not_stall(x64):
+    # f = w'Gw/2 - w'b + c is a small difference of large terms: near convergence its rounding
+    # hides the decrease and a value-only line search shrinks the step for good (this used to take
+    # ~1e6 iterations); the curvature test keeps the step, so the path costs what the X form does
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 40))
+    y = X[:, :4] @ np.array([1.0, -1.0, 0.5, 2.0]) + 0.5 * rng.standard_normal(200)
+    G, b, c = X.T @ X / 200, X.T @ y / 200, y @ y / 200
+
+    def gram_loss(w, G, b, c):
+        return 0.5 * (w @ (G @ w)) - w @ b + 0.5 * c
+
+    lam = float(lambda_max(lsq, jnp.zeros(40), X, y))
+    grid = l1_grid(lam, num=20, eps=1e-3)
+    kw = dict(tol=1e-10 * lam, maxiter=20_000)
+    W_gram, info_gram = l1_path(gram_loss, jnp.zeros(40), grid, G, b, c, **kw)
+    W, info = l1_path(lsq, jnp.zeros(40), grid, X, y, **kw)
+    assert bool(np.all(info_gram.converged))
+    assert int(np.sum(info_gram.num_iter)) <= 2 * int(np.sum(info.num_iter))
+    np.testing.assert_allclose(np.asarray(W_gram), np.asarray(W), atol=1e-8)
