@@ -215,6 +215,7 @@ def bench_single(n, p, repeats, with_jaxopt):
     rows = []
     solvers = [
         ("l1optax.fista", fista_solver, grad_tols),
+        ("l1optax.fista (Gram loss)", fista_gram_solver, grad_tols),
         ("sklearn Lasso", sklearn_solver, sk_tols),
     ]
     if with_jaxopt:
