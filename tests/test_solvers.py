@@ -206,8 +206,6 @@ def test_per_coordinate_weights_match_rescaled_sklearn(x64):
 
 
 def test_elastic_net_prox_matches_sklearn(x64):
-    if not hasattr(l1optax, "prox_elastic_net"):
-        pytest.skip("prox_elastic_net has not landed yet (issue 3)")
     X, y = make_regression(seed=8)
     alpha, ratio = 0.1 * np.abs(X.T @ y).max() / X.shape[0], 0.7
     ref = ElasticNet(alpha=alpha, l1_ratio=ratio, fit_intercept=False, tol=1e-12, max_iter=10**6)
@@ -223,8 +221,6 @@ def test_elastic_net_prox_matches_sklearn(x64):
 
 
 def test_group_lasso_prox_satisfies_group_kkt(x64):
-    if not hasattr(l1optax, "prox_group_l1"):
-        pytest.skip("prox_group_l1 has not landed yet (issue 3)")
     X, y = make_regression(seed=9, p=24, k=4)
     groups = 6
     group_grad_norms = np.linalg.norm((X.T @ y / X.shape[0]).reshape(groups, 4), axis=1)
