@@ -118,7 +118,7 @@ def test_nnx_sgd_prox_step_equals_numpy_soft_threshold():
         p: np.asarray(v.get_value(), np.float64)
         for p, v in nnx.state(model, nnx.Param).flat_state()
     }
-    grads = nnx.grad(loss_fn)(model, x, y)
+    grads = nnx.jit(nnx.grad(loss_fn))(model, x, y)
     g = {
         p: np.asarray(v.get_value(), np.float64)
         for p, v in nnx.state(grads, nnx.Param).flat_state()

@@ -341,3 +341,54 @@ def test_selection_partitions_the_penalty(values, lam, picks):
 def test_import_does_not_import_flax():
     code = "import sys, l1optax; assert not [m for m in sys.modules if m.startswith('flax')], 1"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_selection_plugs_into_prox_adam_and_group_prox():
+    """Strength trees and masks from selection work with prox_adam and group_l1_prox too."""
+    params = _linen_params()
+    rng = np.random.default_rng(1)
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+    lam = l1optax.per_layer_l1reg(params, {"params/Dense_0": 10.0}, mask=l1optax.keras_kernel_mask)
+    lr = 0.1
+    adam_updates, _ = optax.adam(lr).update(grads, optax.adam(lr).init(params), params)
+    for tx in (
+        l1optax.prox_adam(lr, lam),
+        l1optax.prox_adam(lr, 10.0, mask=l1optax.select(params, paths="params/Dense_0/kernel")),
+    ):
+        updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+        new = optax.apply_updates(params, updates)
+        for path, u in jax.tree_util.tree_leaves_with_path(updates):
+            keys = tuple(k.key for k in path)
+            ref = functools.reduce(lambda t, k: t[k], keys, adam_updates)
+            if keys[1:] == ("Dense_0", "kernel"):
+                # First prox-Adam step: m_hat = g, d = |g| + eps, threshold lr * 10 / d.
+                g = np.asarray(grads["params"]["Dense_0"]["kernel"], np.float64)
+                d = np.abs(g) + 1e-8
+                z = np.asarray(params["params"]["Dense_0"]["kernel"], np.float64) - lr * g / d
+                want = np.sign(z) * np.maximum(np.abs(z) - lr * 10.0 / d, 0)
+                got = np.asarray(new["params"]["Dense_0"]["kernel"])
+                np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+                assert np.array_equal(got == 0, want == 0) and 0 < (want == 0).sum() < want.size
+            else:  # zero strength or masked out: Adam's step (prox_adam rounds its bias
+                # correction differently from optax.adam: relative differences ~7e-6)
+                np.testing.assert_allclose(np.asarray(u), np.asarray(ref), rtol=2e-5, atol=1e-8)
+    if hasattr(l1optax, "group_l1_prox"):
+        lam_g = l1optax.per_layer_l1reg(params, {"params/Dense_0/kernel": 1.0})
+        tx = optax.chain(optax.sgd(lr), l1optax.group_l1_prox(lr, lam_g, axis=-1))
+        updates, _ = tx.update(grads, tx.init(params), params)
+        new = optax.apply_updates(params, updates)
+        z = np.asarray(params["params"]["Dense_0"]["kernel"], np.float64) - lr * np.asarray(
+            grads["params"]["Dense_0"]["kernel"], np.float64
+        )
+        norms = np.linalg.norm(z, axis=0)
+        t = lr * 1.0 * np.sqrt(z.shape[0])  # default group weight sqrt(group size)
+        ref = z * np.maximum(1 - t / norms, 0)
+        got = np.asarray(new["params"]["Dense_0"]["kernel"])
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+        other = np.asarray(new["params"]["Dense_1"]["kernel"], np.float64)
+        np.testing.assert_allclose(
+            other,
+            np.asarray(params["params"]["Dense_1"]["kernel"])
+            - lr * np.asarray(grads["params"]["Dense_1"]["kernel"]),
+            rtol=1e-6,
+        )
