@@ -107,12 +107,16 @@ def test_nnx_training_reduces_loss_and_zeros(name):
     assert np.count_nonzero(np.asarray(model.out.bias[...])) == N_OUT
 
 
-def test_nnx_sgd_prox_step_equals_numpy_soft_threshold():
+@pytest.mark.parametrize("mask_kind", ["callable", "tree"])
+def test_nnx_sgd_prox_step_equals_numpy_soft_threshold(mask_kind):
     """One nnx.Optimizer step = S_{eta lam}(p - eta g) on kernels, p - eta g elsewhere (float64)."""
     x, y = _data()
     model = MLP(nnx.Rngs(1))
     eta, lam = 0.5, 0.05
-    tx = l1optax.with_l1(optax.sgd(eta), lam, learning_rate=eta, mask=l1optax.keras_kernel_mask)
+    mask = l1optax.keras_kernel_mask
+    if mask_kind == "tree":  # a mask built on nnx.state (Param nodes) fits the pure arrays too
+        mask = l1optax.keras_kernel_mask(nnx.state(model, nnx.Param))
+    tx = l1optax.with_l1(optax.sgd(eta), lam, learning_rate=eta, mask=mask)
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     before = {
         p: np.asarray(v.get_value(), np.float64)
