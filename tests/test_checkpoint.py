@@ -25,12 +25,6 @@ from _catalog import (
 
 import l1optax
 
-pytestmark = [
-    # orbax may warn about its own async/cleanup internals; nothing from l1optax is filtered.
-    pytest.mark.filterwarnings("ignore::UserWarning:orbax.*"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
-
 K = 3
 
 
