@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -267,9 +268,12 @@ def prepare_jax_variant(
     state = tx.init(params)
     step = _step_fn(variant, tx, grads=grads_mode, layout=layout)
     fn = step if mode == "per-call" else _loop_fn(step, loop_steps)
+    t0 = time.perf_counter()
     compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(params, state, grads).compile()
+    compile_s = time.perf_counter() - t0
     n = sum(x.size for x in jax.tree.leaves(params))
     meta = {
+        "compile s": compile_s,
         "n": n,
         "itemsize": jax.tree.leaves(params)[0].dtype.itemsize,
         "arrays_in": len(jax.tree.leaves((params, state, grads))),
@@ -781,6 +785,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "state_B/param",
                     "peak MiB",
                     "temp MiB",
+                    "compile s",
                 ],
             )
         )
