@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from tqdm.auto import tqdm
 
 import l1optax
 
@@ -138,7 +139,7 @@ def torch_recipe(model: SeedNet, lam: float = 0.01) -> tuple[float | None, float
     return torch_value, ours, formula
 
 
-def training_equivalents(model: SeedNet, steps: int) -> dict[str, float]:
+def training_equivalents(model: SeedNet, steps: int, progress: bool = True) -> dict[str, float]:
     """The penalty-in-the-loss recipe vs l1optax's transforms on the same data: zeros per method."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(100, 10)), jnp.float32)
@@ -174,7 +175,7 @@ def training_equivalents(model: SeedNet, steps: int) -> dict[str, float]:
         def step(m, opt, loss_fn=loss_fn):
             opt.update(m, nnx.grad(loss_fn)(m))
 
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc=name, leave=False, disable=not progress):
             step(m, opt)
         leaves = jax.tree.leaves(nnx.state(m, nnx.Param))
         n = sum(int(leaf.size) for leaf in leaves)
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer training steps (smoke test)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     steps = args.steps or (50 if args.quick else 300)
 
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         layer.bias[...] = 0.1 * jax.random.normal(jax.random.key(i), layer.bias[...].shape)
     keras_first, ours_first, keras_all, ours_all = keras_recipe(model)
     torch_value, ours_torch, formula = torch_recipe(model)
-    zeros = training_equivalents(model, steps)
+    zeros = training_equivalents(model, steps, progress=not args.no_progress)
     return {
         "numpy": (seed_value, ours_seed),
         "keras_first_layer": (keras_first, ours_first),

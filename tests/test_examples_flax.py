@@ -112,7 +112,7 @@ def test_linen_prune_folds_dead_units_exactly():
 
 def test_migrating_values_match(capsys):
     migrating = _load("migrating")
-    numbers = migrating.main(["--quick"])
+    numbers = migrating.main(["--quick", "--no-progress"])
     out = capsys.readouterr().out
     seed_value, ours = numbers["numpy"]
     assert seed_value == pytest.approx(0.075, abs=1e-12)  # SEED.md's documented output
