@@ -351,3 +351,15 @@ def test_sparse_group_lasso_through_apply_prox():
     expected, _ = _np_group_prox(soft, 1.0, (1,))
     np.testing.assert_allclose(new, expected, rtol=1e-6)
     assert np.all(new[:, 1] == 0) and new[0, 2] == 0.0 and new[1, 2] != 0.0
+
+
+def test_sparse_group_prox_per_coordinate_l1(x64):
+    x = np.array([[1.0, -0.3, 2.0], [0.5, 0.2, -1.0]])
+    l1 = np.array([[0.9, 0.1, 0.0], [0.1, 0.5, 0.5]])
+    z = np.asarray(
+        l1optax.prox_sparse_group_l1(jnp.asarray(x), (jnp.asarray(l1), 0.2), 0.5, axis=0)
+    )
+    soft = np.sign(x) * np.maximum(np.abs(x) - 0.5 * l1, 0)
+    expected, _ = _np_group_prox(soft, 0.5 * 0.2 * np.sqrt(3), (0,))  # rows are the groups
+    np.testing.assert_allclose(z, expected, rtol=1e-12)
+    assert z[1, 1] == 0.0 and z[0, 0] != 0.0

@@ -470,3 +470,13 @@ def test_gradient_only_momentum_buffer_solves_a_weaker_lasso(x64):
     assert np.abs(w_chain - W_SKLEARN).max() > 0.05
     w_ours = _train(l1optax.prox_sgd(lr, LAM, momentum=mu), 3000, jnp.float64)
     np.testing.assert_allclose(w_ours, W_SKLEARN, atol=1e-6, rtol=0)
+
+
+def test_apply_if_finite_skips_nan_steps():
+    tx = optax.apply_if_finite(l1optax.prox_adam(0.1, 0.01), max_consecutive_errors=3)
+    params = jnp.array([1.0, -1.0])
+    state = tx.init(params)
+    u, state = tx.update(jnp.array([jnp.nan, 0.1]), state, params)
+    np.testing.assert_array_equal(u, jnp.zeros(2))  # skipped, NaN not applied
+    u, state = tx.update(jnp.array([0.1, 0.1]), state, params)
+    assert np.all(np.isfinite(np.asarray(u))) and np.all(np.asarray(u) != 0)
