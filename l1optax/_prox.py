@@ -20,7 +20,9 @@ def soft_threshold(x: jax.Array, threshold: float | jax.Array) -> jax.Array:
     The result is exactly 0 wherever :math:`|x| \le t`, in every dtype. It is computed in at least
     float32 and cast back to ``x.dtype``, so a threshold below the resolution of a bfloat16/float16
     ``x`` still zeroes the entries it should (and leaves the others rounded to the nearest value of
-    ``x.dtype``). NaN inputs stay NaN. For complex ``x`` the modulus is shrunk and the phase kept:
+    ``x.dtype``). NaN inputs stay NaN. The derivative is :math:`1\{|x| > t\}` (0 at the kink
+    :math:`|x| = t`, as for jaxopt's ``prox_lasso``), and ``t = 0`` is the identity bitwise
+    (``-0.0`` included). For complex ``x`` the modulus is shrunk and the phase kept:
     :math:`S_t(x) = x \max(1 - t/|x|, 0)`.
 
     A negative or NaN threshold has no meaning: a concrete one raises, a traced one (under

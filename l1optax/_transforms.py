@@ -188,6 +188,10 @@ def l1_prox(
     :math:`\eta_t\lambda_t`. With an adaptive optimizer (Adam, RMSProp) a uniform threshold solves
     a preconditioner-weighted lasso instead; see ``prox_adam`` for the right prox there.
 
+    NaN or inf in the updates propagate to the parameters and are never zeroed by the threshold
+    (wrap the chain in ``optax.apply_if_finite`` to skip such steps). With ``l1reg`` a concrete 0
+    the updates pass through untouched, so ``with_l1(opt, 0.0, ...)`` is bitwise ``opt``.
+
     Args:
       learning_rate: :math:`\eta_t`, a float or an optax schedule (evaluated at the same count
         ``optax.scale_by_learning_rate`` uses: 0 on the first update).
@@ -245,6 +249,12 @@ def add_l1_subgradient(
     it *before* the optimizer (``optax.chain(add_l1_subgradient(lam), optax.adam(lr))``), as the
     penalty-in-the-loss recipe does. It drives weights towards 0 but does not make them exactly 0
     (they oscillate around it); use :func:`l1_prox` or ``prox_adam`` for exact zeros.
+
+    NaN or inf in the updates propagate (wrap the chain in ``optax.apply_if_finite`` to skip such
+    steps). A strength that is a concrete 0 returns the updates untouched, so
+    ``with_l1(opt, 0.0, method="subgradient")`` is bitwise ``opt``; a 0 known only when traced
+    (``optax.inject_hyperparams``) adds :math:`0\cdot\mathrm{sign}(p)`, which can change how XLA
+    fuses the optimizer's arithmetic (results equal to a few ulps).
 
     Args:
       l1reg: :math:`\lambda \ge 0`: a float, a schedule, a pytree of per-leaf scalars or of
