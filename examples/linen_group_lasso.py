@@ -73,17 +73,11 @@ def hidden_layers() -> list[str]:
 
 
 def make_tx(params, lam: float) -> optax.GradientTransformation:
-    # Group lasso on the hidden layers' kernels only (strength 0 on biases and the output layer).
-    # (A per-leaf strength tree rather than mask=: group_l1_prox(mask=...) fails at init in this
-    # version of l1optax, see examples/README.md.)
-    strengths = l1optax.per_layer_l1reg(
-        params,
-        {layer: lam for layer in hidden_layers()},
-        mask=l1optax.select(params, names="kernel"),
-    )
+    # Group lasso on the hidden layers' kernels only; biases and the output layer are free.
+    mask = l1optax.select(params, names="kernel", paths=hidden_layers())
     return optax.chain(
         optax.sgd(LEARNING_RATE, momentum=MOMENTUM),
-        l1optax.group_l1_prox(LEARNING_RATE, strengths, axis=-1),
+        l1optax.group_l1_prox(LEARNING_RATE, lam, axis=-1, mask=mask),
     )
 
 
