@@ -124,6 +124,13 @@ def _penalized(mask: Mask, params: Tree, *, fn: str) -> Tree:
     return v.broadcast_to_params(mask_tree, params, fn=fn, arg="mask")
 
 
+def _known_zero(x: Any) -> bool:
+    """True for a concrete scalar 0 (a Python/NumPy number or a concrete 0-d array)."""
+    if isinstance(x, jax.core.Tracer) or np.ndim(x) != 0:
+        return False
+    return bool(np.asarray(x) == 0)
+
+
 def _prox_updates(
     params: Tree,
     steps: Tree,
@@ -148,7 +155,8 @@ def _prox_updates(
             return None
         acc = _acc(p)
         x = p.astype(acc) + u.astype(acc)
-        if not m:
+        if not m or (_known_zero(a) and _known_zero(b)):
+            # Unpenalised (masked out, or strengths known to be 0 when tracing): the plain step.
             return u.astype(p.dtype), x
         s = jnp.asarray(s, acc)
         z = elastic_net_leaf(x, jnp.asarray(a, acc) * s, jnp.asarray(b, acc) * s)

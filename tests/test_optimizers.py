@@ -480,3 +480,17 @@ def test_apply_if_finite_skips_nan_steps():
     np.testing.assert_array_equal(u, jnp.zeros(2))  # skipped, NaN not applied
     u, state = tx.update(jnp.array([0.1, 0.1]), state, params)
     assert np.all(np.isfinite(np.asarray(u))) and np.all(np.asarray(u) != 0)
+
+
+def test_zero_strengths_return_the_plain_step_bitwise():
+    """With l1reg = l2reg = 0 known at trace time the update is the optimizer's own step."""
+    params = jnp.array([1.0, -0.3, 0.02], jnp.bfloat16)
+    grads = jnp.array([0.2, 0.1, -0.05], jnp.bfloat16)
+    tx = l1optax.prox_sgd(0.1, 0)
+    u, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    expected = (-jnp.float32(0.1) * grads.astype(jnp.float32)).astype(jnp.bfloat16)
+    np.testing.assert_array_equal(np.asarray(u, np.float32), np.asarray(expected, np.float32))
+    ub, _ = optax.sgd(0.1).update(grads.astype(jnp.float32), optax.sgd(0.1).init(params))
+    np.testing.assert_array_equal(
+        np.asarray(u, np.float32), np.asarray(ub.astype(jnp.bfloat16), np.float32)
+    )
