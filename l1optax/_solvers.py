@@ -182,18 +182,19 @@ def _solve(
             model = f_y + _vdot(g_y, diff, dtype) + sq / (2 * s)
             slack = 16 * eps * (jnp.abs(f_y) + jnp.abs(f_new))
             f_ok = f_new <= model + slack
-            # Near convergence f(x_new) - f(y) drowns in the rounding of f itself (worst when f
-            # is a small difference of large terms, e.g. a loss written from a Gram matrix) and
-            # the test above fails spuriously, which would shrink the step for good. There the
-            # curvature test <grad f(x_new) - grad f(y), x_new - y> <= |x_new - y|^2 / s (the same
-            # condition for a quadratic) decides instead: it has no cancellation of f's terms.
-            tiny = jnp.abs(f_new - f_y) <= jnp.sqrt(eps) * (jnp.abs(f_y) + jnp.abs(f_new))
+            # Near convergence the decrease drowns in the rounding of f itself (worst when f is a
+            # small difference of large terms, e.g. a loss written from a Gram matrix) and the
+            # test above fails spuriously, which would shrink the step for good. When it fails
+            # by less than sqrt(eps) of f, the curvature test
+            # <grad f(x_new) - grad f(y), x_new - y> <= |x_new - y|^2 / s (the same condition
+            # for a quadratic) decides instead: it has no cancellation of f's terms.
+            near = f_new - model <= jnp.sqrt(eps) * (jnp.abs(f_y) + jnp.abs(f_new))
 
             def curvature_ok():
                 g_new = grad_fn(x_new)
                 return _vdot(_sub(g_new, g_y), diff, dtype) <= sq / s * (1 + 1e-6)
 
-            ok = jax.lax.cond(tiny & ~f_ok, curvature_ok, lambda: f_ok)
+            ok = jax.lax.cond(near & ~f_ok, curvature_ok, lambda: f_ok)
             return x_new, f_new, ok
 
         x_new, f_new, ok = attempt(s)
