@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One script for a machine with an NVIDIA GPU and jax installed: correctness on the device, then
-# every step_overhead table of issue 6. Installs nothing. About 5-7 minutes on one H100.
+# every step_overhead table of issue 6. Installs nothing. About 5-6 minutes on one H100
+# (hard limit per step; at most about 9).
 #
 #   bash benchmarks/gpu.sh            # on a GPU: checks + the full tables (fails without a GPU)
 #   bash benchmarks/gpu.sh --small    # any device (CPU too): the same steps at small sizes
@@ -74,37 +75,39 @@ fi
 # 1. correctness on the device: prox vs float64 NumPy, fast path vs plain path (exit 1 on failure)
 say ""
 say "## correctness on the device"
-if ! timeout 120 "$PYTHON" benchmarks/step_overhead.py --check-only --size 4M --leaves 64 \
+if ! timeout 90 "$PYTHON" benchmarks/step_overhead.py --check-only --size 4M --leaves 64 \
     --json "$OUT/check.json" | tee -a "$LOG"; then
   say "CORRECTNESS CHECK FAILED: no timings recorded"
   exit 1
 fi
 
-# 2. the tables. R = timed calls per variant (median).
+# 2. the tables. R = timed calls per variant (median). Each step has a hard limit (timeout) and
+# the many-leaf steps a soft one (--budget-s: no new variant is started after it); worst case
+# about 9 minutes on an H100, typically 5-6.
 R=20
 if [ "$SMALL" -eq 1 ]; then
-  BIG=1M; MID=1M; MANY=256K; LIM=300
+  BIG=1M; MID=1M; MANY=256K; K=4
 else
-  BIG=512M; MID=128M; MANY=64M; LIM=150
+  BIG=512M; MID=128M; MANY=64M; K=1
 fi
-# the headline: N params in 8 leaves, per call and inside one jitted fori_loop
-bench $LIM "big_8leaves" --size $BIG --leaves 8 --mode both --repeats $R
+# the headline: N params in 8 leaves, per call and inside one jitted fori_loop (all variants)
+bench $((130 * K)) "big_8leaves" --size $BIG --leaves 8 --mode both --repeats $R
 # many leaves: adam family only (plain, prox, prox_adam, optax.flatten, the fast path, torch)
-bench $LIM "mid_256leaves" --size $MID --leaves 256 --mode both --repeats $R --family adam \
-  --only "with_l1(proximal),prox_adam,flatten,flat:"
-# 1024 leaves: per call for all; in the loop only the fast path (the plain 1024-leaf fori_loop
-# took over 150 s to compile on an H100 in ANCHORS.md)
-bench $LIM "many_1024leaves" --size $MANY --leaves 1024 --mode per-call --repeats $R \
-  --family adam --only "with_l1(proximal),prox_adam,flatten,flat:"
-bench $LIM "many_1024leaves_loop_flat" --size $MANY --leaves 1024 --mode loop --repeats $R \
+bench $((100 * K)) "mid_256leaves" --size $MID --leaves 256 --mode both --repeats $R --family adam \
+  --only "with_l1(proximal),prox_adam,flatten,flat:" --budget-s $((70 * K))
+# 1024 leaves: per call; in the loop only the fast path (the plain 1024-leaf fori_loop took over
+# 150 s to compile on an H100 in ANCHORS.md)
+bench $((100 * K)) "many_1024leaves" --size $MANY --leaves 1024 --mode per-call --repeats $R \
+  --family adam --only "with_l1(proximal),flat:" --budget-s $((60 * K))
+bench $((45 * K)) "many_1024leaves_loop_flat" --size $MANY --leaves 1024 --mode loop --repeats $R \
   --family adam --only "flat:" --no-base --no-torch
 # bfloat16 at the headline size, adam family, per call
-bench $LIM "big_8leaves_bf16" --size $BIG --leaves 8 --dtype bfloat16 --mode per-call \
+bench $((60 * K)) "big_8leaves_bf16" --size $BIG --leaves 8 --dtype bfloat16 --mode per-call \
   --repeats $R --family adam --no-torch
 
 say ""
 say "## copy bandwidth (for the 7-pass floor)"
-timeout 60 "$PYTHON" - "$BIG" <<'EOF' | tee -a "$LOG"
+timeout 30 "$PYTHON" - "$BIG" <<'EOF' | tee -a "$LOG"
 import sys, time, statistics, jax, jax.numpy as jnp
 sys.path.insert(0, "benchmarks")
 from step_overhead import parse_size

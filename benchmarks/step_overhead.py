@@ -323,6 +323,7 @@ def run_jax_variants(
     loop_steps: int,
     rounds: int,
     grads_mode: str = "input",
+    budget_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Times every variant; with ``rounds > 1`` they take turns (fairer on a noisy machine).
 
@@ -332,8 +333,21 @@ def run_jax_variants(
     all variants alike; the median is over all samples.
     """
     rows = []
+    t_start = time.perf_counter()
     if rounds <= 1:
         for v in variants:
+            if budget_s is not None and time.perf_counter() - t_start > budget_s:
+                print(f"  {mode:8s} {v.name:36s} skipped: --budget-s spent", file=sys.stderr)
+                rows.append(
+                    {
+                        "variant": f"{v.name} (skipped: --budget-s)",
+                        "family": v.family,
+                        "mode": mode,
+                        "ms": None,
+                        "skipped": True,
+                    }
+                )
+                continue
             prep = prepare_jax_variant(
                 v, params, grads, mode=mode, loop_steps=loop_steps, grads_mode=grads_mode
             )
@@ -652,6 +666,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the step from a stand-in loss (counts producing a flat gradient; PyTorch peers always "
         "use stored gradients)",
     )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="with --rounds 1: stop starting new variants after this many seconds (those left "
+        "are listed as skipped), so a slow many-leaf compile cannot eat a fixed time slot",
+    )
     p.add_argument("--no-flat", action="store_true", help="skip the fast-path (flat) variants")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
     p.add_argument(
@@ -741,6 +762,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             loop_steps=args.loop_steps,
             rounds=args.rounds,
             grads_mode=args.grads,
+            budget_s=args.budget_s,
         )
     if not args.no_torch:
         rows += torch_rows(
@@ -756,7 +778,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for r in rows:
         fam = "adam" if r["family"] == "penalty" else r["family"]
         b = base.get((fam, r["mode"])) or base.get((fam, "per-call"))
-        r["vs base"] = r["ms"] / b if b else None
+        r["vs base"] = r["ms"] / b if b and r["ms"] is not None else None
         r["base"] = f"optax.{fam}"
     result["rows"] = rows
 
