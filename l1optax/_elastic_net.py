@@ -102,7 +102,8 @@ def elastic_net_leaf(x: jax.Array, threshold: Any, shrink: Any) -> jax.Array:
     real_acc = jnp.finfo(acc).dtype
     shrink = v.nan_if_negative(jnp.asarray(shrink, real_acc))
     z = _soft_threshold(x.astype(acc), threshold)
-    return (z / (1 + shrink)).astype(x.dtype)
+    # No division when there is no shrinkage: keeps l2reg = 0 bitwise the soft threshold.
+    return jnp.where(shrink == 0, z, z / (1 + shrink)).astype(x.dtype)
 
 
 def prox_elastic_net(

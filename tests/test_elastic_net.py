@@ -176,3 +176,11 @@ def test_elastic_net_optimizers_match_sklearn(name, x64):
     np.testing.assert_allclose(w, w_sk, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(w != 0, w_sk != 0)
     assert np.sum(w_sk == 0) >= 3
+
+
+def test_zero_strengths_are_the_identity_bitwise(x64):
+    x = jnp.array([1.1125369292536007e-308, -3.0, 0.1, 1e300])  # includes a subnormal
+    np.testing.assert_array_equal(l1optax.prox_elastic_net(x, (0.0, 0.0), 2.0), x)
+    np.testing.assert_array_equal(
+        l1optax.prox_elastic_net(x, (0.5, 0.0), 2.0), l1optax.prox_l1(x, 0.5, 2.0)
+    )
