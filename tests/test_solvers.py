@@ -78,7 +78,11 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
+@pytest.mark.parametrize(
+    "variant",
+    [pytest.param(v, marks=pytest.mark.slow) if v != "fista+restart" else v for v in VARIANTS],
+    ids=list(VARIANTS),
+)
 @pytest.mark.parametrize("fixed_step", [False, True], ids=["backtracking", "fixed_step"])
 def test_lasso_matches_sklearn_float64(x64, maybe_jit, variant, fixed_step):
     X, y = make_regression()
@@ -141,6 +145,7 @@ def test_above_lambda_max_returns_exact_zeros_at_once(x64):
     assert int(info.num_iter) == 1 and float(info.error) == 0.0
 
 
+@pytest.mark.slow
 def test_restart_needs_no_more_iterations_than_plain_fista(x64):
     # ill-conditioned: correlated columns; restart (O'Donoghue & Candes) removes the ripples
     rng = np.random.default_rng(4)
