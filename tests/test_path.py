@@ -275,3 +275,21 @@ def test_path_on_gram_form_loss_does_not_stall(x64):
     assert int(np.sum(info_gram.num_iter)) <= 1.2 * int(np.sum(info.num_iter))
     assert float(info_gram.stepsize[-1]) >= 0.5 * float(info.stepsize[-1])  # no step collapse
     np.testing.assert_allclose(np.asarray(W_gram), np.asarray(W), atol=1e-8)
+
+
+def test_path_with_per_coordinate_strengths(x64, diabetes):
+    # l1regs of shape (num, p): the weighted lasso lam_k * sum_j c_j |w_j| at every point, which is
+    # sklearn's lasso on the columns X_j / c_j (coefficients c_j w_j)
+    X, y = diabetes
+    c = np.linspace(0.5, 2.0, X.shape[1])
+    grid = np.geomspace(5.0, 0.05, 6)
+    W, info = l1_path(lsq, jnp.zeros(10), np.outer(grid, c), X, y, tol=1e-9, maxiter=100_000)
+    assert W.shape == (6, 10) and bool(np.all(info.converged))
+    _, coefs, _ = lasso_path(X / c, y, alphas=grid, tol=1e-12, max_iter=10**6)
+    ref = coefs.T / c
+    np.testing.assert_allclose(np.asarray(W), ref, atol=1e-6 * np.abs(ref).max())
+    np.testing.assert_array_equal(np.asarray(W) != 0, ref != 0)
+    # an int strength is accepted like the float one
+    w_int, _ = fista(lsq, jnp.zeros(10), 1, X, y, tol=1e-9, maxiter=100_000)
+    w_float, _ = fista(lsq, jnp.zeros(10), 1.0, X, y, tol=1e-9, maxiter=100_000)
+    np.testing.assert_array_equal(np.asarray(w_int), np.asarray(w_float))
