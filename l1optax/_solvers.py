@@ -483,7 +483,8 @@ def fista(
     Nesterov/FISTA momentum with adaptive restart (the gradient scheme of O'Donoghue & Candès) and,
     when ``stepsize`` is None, backtracking line search on the sufficient-decrease condition
     :math:`f(w_{k+1}) \le f(y_k) + \langle\nabla f(y_k), w_{k+1} - y_k\rangle + \|w_{k+1} - y_k\|^2/(2s)`
-    (the step only decreases, starting from a secant estimate of :math:`1/L`). It stops when the
+    (the step only decreases, starting from a secant estimate of :math:`1/L`; where rounding hides
+    the decrease, the equivalent curvature test on gradients decides). It stops when the
     gradient-mapping norm ``info.error`` is at most ``tol`` or after ``maxiter`` iterations.
 
     The whole solve is one compiled ``lax.while_loop`` (compiled once per ``loss_fn``/``prox``
@@ -504,7 +505,8 @@ def fista(
         kept; use float64 with ``jax.enable_x64`` for tolerances below ~1e-6).
       l1reg: the prox's hyperparameters: for the default ``prox_l1`` the strength
         :math:`\lambda \ge 0`, a scalar or a pytree of per-leaf scalars or per-coordinate arrays.
-      *args: data passed to ``loss_fn``.
+      *args: data passed to ``loss_fn``. They are traced (arrays; Python numbers become
+        arrays), so bind static options such as ``train=False`` with ``functools.partial``.
       prox: the proximal operator ``prox(x, hyperparams, scaling)``; default :func:`prox_l1`.
       stepsize: a fixed step :math:`s > 0` (e.g. :math:`1/L`), or None for backtracking.
       maxiter: the maximum number of iterations (a positive int).
