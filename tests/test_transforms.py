@@ -560,11 +560,15 @@ def test_spec16_inject_hyperparams_equals_plain_and_does_not_recompile(rng):
         assert_trees_bitwise_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_spec16_multisteps(dtype, rng):
+@pytest.mark.parametrize(
+    "dtype, grads_dtype",
+    [(jnp.float32, None), (jnp.bfloat16, None), (jnp.bfloat16, jnp.float32)],
+    ids=["float32", "bfloat16", "bfloat16-params-float32-grads"],
+)
+def test_spec16_multisteps(dtype, grads_dtype, rng):
     params = make_params(rng, dtype)
     k = 3
-    grads_seq = [make_grads(rng, params) for _ in range(2 * k)]
+    grads_seq = [make_grads(rng, params, dtype=grads_dtype) for _ in range(2 * k)]
     inner = lambda: optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 0.5))  # noqa: E731
     ms = optax.MultiSteps(inner(), every_k_schedule=k)
     hist, state = run(ms, params, grads_seq)
@@ -574,7 +578,7 @@ def test_spec16_multisteps(dtype, rng):
     ref_state = ref_tx.init(params)
     for block in range(2):
         mean = jax.tree.map(
-            lambda *gs: (sum(g.astype(jnp.float32) for g in gs) / k).astype(dtype),
+            lambda *gs: (sum(g.astype(jnp.float32) for g in gs) / k).astype(grads_dtype or dtype),
             *grads_seq[block * k : (block + 1) * k],
         )
         u, ref_state = ref_tx.update(mean, ref_state, ref_params)
