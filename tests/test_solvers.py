@@ -382,3 +382,21 @@ def test_traced_negative_l1reg_poisons_instead_of_expanding():
     X, y = _data()
     w, info = jax.jit(lambda lam: fista(lsq, jnp.zeros(5), lam, X, y, maxiter=5))(-0.1)
     assert not bool(info.converged) and np.all(np.isnan(np.asarray(w)))
+
+
+def test_bfloat16_params_keep_their_dtype():
+    # the loop carries bfloat16 iterates (prox computed in float32, cast back); the answer is the
+    # lasso solution rounded to bfloat16 resolution, with the same support
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((50, 8))
+    y = X[:, :2] @ np.array([1.0, -2.0]) + 0.05 * rng.standard_normal(50)
+    ref = sk_lasso(X, y, 0.1).coef_
+
+    def loss(w, X, y):
+        return 0.5 * jnp.mean((X @ w.astype(jnp.float32) - y) ** 2)
+
+    X32, y32 = jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
+    w, info = fista(loss, jnp.zeros(8, jnp.bfloat16), 0.1, X32, y32, tol=1e-2)
+    assert w.dtype == jnp.bfloat16 and bool(info.converged)
+    np.testing.assert_allclose(np.asarray(w, np.float64), ref, atol=2e-2 * np.abs(ref).max())
+    np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0)
