@@ -167,6 +167,20 @@ def _core_entries() -> list[Entry]:
             lambda: optax.chain(optax.sgd(LR), l1optax.apply_prox(l1optax.prox_l1, LR, LAM)),
         ),
         Entry(
+            "sgd+apply_prox(prox_elastic_net)",
+            ("apply_prox", "prox_elastic_net"),
+            lambda: optax.chain(
+                optax.sgd(LR), l1optax.apply_prox(l1optax.prox_elastic_net, LR, (LAM, 0.01))
+            ),
+        ),
+        Entry(
+            "adam+apply_prox(prox_sparse_group_l1)",
+            ("apply_prox", "prox_sparse_group_l1"),
+            lambda: optax.chain(
+                optax.adam(LR), l1optax.apply_prox(l1optax.prox_sparse_group_l1, LR, (LAM, LAM))
+            ),
+        ),
+        Entry(
             "add_l1_subgradient+adam",
             ("add_l1_subgradient",),
             lambda: optax.chain(l1optax.add_l1_subgradient(LAM), optax.adam(LR)),
@@ -304,16 +318,34 @@ CATALOG = catalog()
 UNWRAPPED = [e for e in CATALOG if e.wrapper is None]
 
 
+# Wrapped entries run in every per-entry test; the masked/MultiSteps variants of each optimizer
+# repeat what the core wrapped entries show, so they are marked ``slow`` (CI still runs them).
+CORE_WRAPPED = {
+    "masked(with_l1_proximal_adam)",
+    "multisteps(with_l1_proximal_adam)",
+    "inject(with_l1_proximal_sgd)",
+    "inject(add_l1_subgradient)",
+    "multisteps(add_l1_subgradient)",
+}
+
+
+def is_slow(entry: Entry) -> bool:
+    return entry.wrapper is not None and entry.name not in CORE_WRAPPED
+
+
 def params_for(entries: list[Entry]) -> list[Any]:
-    """``pytest.param`` per entry, marked xfail where :data:`KNOWN_BUGS` lists it."""
+    """``pytest.param`` per entry: xfail where :data:`KNOWN_BUGS` lists it, slow per :func:`is_slow`."""
     import pytest
 
-    return [
-        pytest.param(e, id=e.name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[e.name], strict=False))
-        if e.name in KNOWN_BUGS
-        else pytest.param(e, id=e.name)
-        for e in entries
-    ]
+    out = []
+    for e in entries:
+        marks = []
+        if e.name in KNOWN_BUGS:
+            marks.append(pytest.mark.xfail(reason=KNOWN_BUGS[e.name], strict=False))
+        if is_slow(e):
+            marks.append(pytest.mark.slow)
+        out.append(pytest.param(e, id=e.name, marks=marks))
+    return out
 
 
 def covered_names() -> set[str]:

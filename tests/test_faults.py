@@ -200,7 +200,16 @@ HYPOTHESIS_ENTRIES = [
 ]
 
 
-@pytest.mark.parametrize("entry", params_for(HYPOTHESIS_ENTRIES))
+_HYPOTHESIS_FAST = {"sgd+l1_prox", "add_l1_subgradient+adam", "with_l1_proximal_adam", "prox_adam"}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param(e, id=e.name, marks=[] if e.name in _HYPOTHESIS_FAST else [pytest.mark.slow])
+        for e in HYPOTHESIS_ENTRIES
+    ],
+)
 @settings(
     max_examples=20,
     deadline=None,

@@ -7,7 +7,8 @@
 * bfloat16 parameters with float32 schedules give bfloat16 updates, parameters and stable state;
 * the step count saturates at int32 max without breaking schedules (checked against NumPy);
 * ``init`` works from ``jax.ShapeDtypeStruct``/``jax.eval_shape`` without device memory;
-* jit and eager agree.
+* jit and eager agree;
+* every entry builds, and its updates are finite and non-zero.
 """
 
 from __future__ import annotations
@@ -63,22 +64,6 @@ def test_catalog_covers_every_public_transform_factory():
             assert "GradientTransformation" not in ann, name
 
 
-@pytest.mark.parametrize("entry", params_for(CATALOG))
-def test_every_entry_builds_and_is_a_transform(entry):
-    tx = entry.build()
-    assert isinstance(tx, optax.GradientTransformation)
-    state = tx.init(make_params())
-    updates, new_state = tx.update(make_grads(make_params(), 0), state, make_params())
-    assert jax.tree.structure(updates) == jax.tree.structure(make_params())
-    assert jax.tree.structure(new_state) == jax.tree.structure(state)
-    # Finite and actually moving (a transform that returns zeros everywhere would pass
-    # every stability check below).
-    leaves = [np.asarray(u, np.float64) for u in jax.tree.leaves(updates)]
-    assert all(np.all(np.isfinite(u)) for u in leaves)
-    if entry.wrapper != "multisteps":  # MultiSteps emits zeros until it accumulates k steps
-        assert any(np.any(u != 0) for u in leaves)
-
-
 # ----------------------------------------------------------------------------- state stability
 
 
@@ -95,6 +80,7 @@ def test_state_stable_one_compilation_dtype_kept(entry):
     dtypes = jax.tree.map(lambda p: p.dtype, params)
     state = tx.init(params)
     traces = []
+    any_moved = False
 
     @jax.jit
     def step(pred, params, state, grads):
@@ -112,6 +98,13 @@ def test_state_stable_one_compilation_dtype_kept(entry):
         # outside cond too: cond would promote weak types away, this comparison does not.
         assert _avals(new_state) == _avals(state), f"step {t}"
         assert _avals(kept) == _avals(state), f"step {t}"
+        # Finite and actually moving (a transform that returned zero updates would pass every
+        # type check here); MultiSteps emits zeros until it has accumulated k gradients.
+        leaves = [np.asarray(u, np.float64) for u in jax.tree.leaves(updates)]
+        assert all(np.all(np.isfinite(u)) for u in leaves)
+        moved = any(np.any(u != 0) for u in leaves)
+        assert moved or entry.wrapper == "multisteps", f"step {t}: all updates are zero"
+        any_moved = any_moved or moved
         if entry.wrapper == "inject":
             # optax.inject_hyperparams stores the learning rate as a float32 array and
             # optax.sgd multiplies bf16 gradients by it: optax itself promotes the updates to
@@ -121,6 +114,8 @@ def test_state_stable_one_compilation_dtype_kept(entry):
             assert jax.tree.map(lambda u: u.dtype, updates) == dtypes
         assert jax.tree.map(lambda p: p.dtype, params) == dtypes
         state = new_state
+    assert isinstance(tx, optax.GradientTransformation)
+    assert any_moved
     assert len(traces) == 1, "the step was traced more than once"
     assert step._cache_size() == 1
 
@@ -248,7 +243,7 @@ def test_jit_and_eager_agree(entry):
         params = make_params()
         state = tx.init(params)
         update = wrap(tx.update)
-        for t in range(3):
+        for t in range(2):
             u, state = update(make_grads(params, t), state, params)
             params = optax.apply_updates(params, u)
         outs.append(params)
