@@ -193,7 +193,7 @@ def test_table_printed(capsys, bench):
         ]
     )
     out = capsys.readouterr().out
-    assert "| variant | ms | GB/s | vs base |" in out
+    assert "| variant | ms | best ms | GB/s | vs base |" in out
     assert "| sgd + with_l1(proximal) |" in out and "| optax.adam |" in out
     assert "## optimizer state per parameter" in out
     assert "fori_loop" not in out  # --mode per-call prints no loop table
