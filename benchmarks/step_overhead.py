@@ -205,8 +205,17 @@ def _step_fn(variant: Variant, tx: Any, *, grads: str = "input", layout: Any = N
 
 
 def _loop_fn(step: Callable, k: int) -> Callable:
+    """K steps in one ``fori_loop``. The gradient is scaled by a step-dependent factor so XLA
+    cannot hoist gradient-only terms (Adam's (1-b1)g and (1-b2)g^2) out of the loop, which would
+    change the step's memory traffic for some variants and not others."""
+
     def run(p, s, g):
-        return jax.lax.fori_loop(0, k, lambda _, c: step(c[0], c[1], g), (p, s))
+        def body(i, c):
+            scale = 1 + 1e-6 * i.astype(jnp.float32)
+            gi = jax.tree.map(lambda x: (x * scale).astype(x.dtype), g)
+            return step(c[0], c[1], gi)
+
+        return jax.lax.fori_loop(0, k, body, (p, s))
 
     return run
 
@@ -357,7 +366,10 @@ def run_jax_variants(
             del prep
         return rows
     preps = [
-        prepare_jax_variant(v, params, grads, mode=mode, loop_steps=loop_steps) for v in variants
+        prepare_jax_variant(
+            v, params, grads, mode=mode, loop_steps=loop_steps, grads_mode=grads_mode
+        )
+        for v in variants
     ]
     per_round = -(-repeats // rounds)
     for r in range(rounds):

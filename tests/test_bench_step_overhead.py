@@ -268,3 +268,29 @@ def test_step_functions_compute_the_right_gradients(bench):
         0.5 * np.concatenate([np.asarray(params[k]) for k in sorted(params)]),
         rtol=1e-6,
     )
+
+
+def test_grads_loss_mode_with_rounds(bench):
+    """The interleaved (--rounds) path honours --grads loss too."""
+    result = bench.main(
+        [
+            "--quick",
+            "--leaves",
+            "4",
+            "--no-torch",
+            "--mode",
+            "per-call",
+            "--grads",
+            "loss",
+            "--family",
+            "sgd",
+            "--only",
+            "flat:",
+            "--rounds",
+            "2",
+        ]
+    )
+    row = {r["variant"]: r for r in result["rows"]}
+    assert row["optax.sgd"]["arrays_in"] == 4 + 1  # params + x, no gradient tree
+    assert row["flat: optax.sgd"]["arrays_in"] == 1 + 1
+    assert all(r["samples"] == 4 for r in result["rows"])  # 2 rounds x ceil(3 / 2)
