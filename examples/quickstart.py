@@ -95,14 +95,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
         }
     )
 
-    print(f"diabetes: n={X.shape[0]}, features={X.shape[1]}, alpha={args.alpha}, "
-          f"steps={args.steps}, lr=1/L={lr:.4f}, jax {jax.__version__} on {jax.default_backend()}")
+    print(
+        f"diabetes: n={X.shape[0]}, features={X.shape[1]}, alpha={args.alpha}, "
+        f"steps={args.steps}, lr=1/L={lr:.4f}, jax {jax.__version__} on {jax.default_backend()}"
+    )
     print()
     print("| method | exact zeros | objective | max abs diff vs sklearn | seconds |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['exact_zeros']}/{X.shape[1]} | {r['objective']:.6f} | "
-              f"{r['max_abs_diff_vs_sklearn']:.2e} | {r['seconds']:.2f} |")
+        print(
+            f"| {r['method']} | {r['exact_zeros']}/{X.shape[1]} | {r['objective']:.6f} | "
+            f"{r['max_abs_diff_vs_sklearn']:.2e} | {r['seconds']:.2f} |"
+        )
     return rows
 
 

@@ -5,22 +5,9 @@ optimizers that apply the L1 prox correctly under adaptive preconditioners, conv
 optimality certificates, and Flax helpers.
 """
 
-# --- core: penalty, prox, transforms ---
-from l1optax._penalty import l1_penalty
-from l1optax._prox import prox_l1, soft_threshold
-from l1optax._transforms import (
-    L1SubgradientState,
-    ProxState,
-    add_l1_subgradient,
-    apply_prox,
-    l1_prox,
-    with_l1,
-)
-
-# --- end of core ---
-
-# --- optimizers (issue 3) ---
+from l1optax._diagnostics import kkt_violation, lasso_duality_gap, sparsity
 from l1optax._elastic_net import elastic_net_penalty, prox_elastic_net
+from l1optax._flat import FlatLayout, flat_layout
 from l1optax._ftrl import FtrlState, ftrl
 from l1optax._group import (
     group_l1_penalty,
@@ -41,28 +28,23 @@ from l1optax._optimizers import (
     prox_rmsprop,
     prox_sgd,
 )
-
-# --- end of optimizers ---
-
-# --- solvers (issue 4) ---
-from l1optax._diagnostics import kkt_violation, lasso_duality_gap, sparsity
-from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
-
-# --- end of solvers ---
-
-# --- flax (issue 5) ---
+from l1optax._penalty import l1_penalty
+from l1optax._prox import prox_l1, soft_threshold
 from l1optax._selection import keras_kernel_mask, param_paths, per_layer_l1reg, select
-# --- end of flax ---
-
-# --- fast path (issue 6) ---
-from l1optax._flat import FlatLayout, flat_layout
-
-# --- end of fast path ---
+from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
+from l1optax._transforms import (
+    L1SubgradientState,
+    ProxState,
+    add_l1_subgradient,
+    apply_prox,
+    l1_prox,
+    with_l1,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # core
+    # penalty, prox, transforms
     "L1SubgradientState",
     "ProxState",
     "__version__",
@@ -73,8 +55,7 @@ __all__ = [
     "prox_l1",
     "soft_threshold",
     "with_l1",
-    # end of core
-    # optimizers (issue 3)
+    # proximal optimizers, elastic net, group lasso
     "CumulativeL1State",
     "FtrlState",
     "ProxAdagradState",
@@ -94,8 +75,7 @@ __all__ = [
     "prox_sgd",
     "prox_sparse_group_l1",
     "sparse_group_l1_penalty",
-    # end of optimizers
-    # solvers (issue 4)
+    # solvers and certificates
     "FistaInfo",
     "fista",
     "kkt_violation",
@@ -104,15 +84,12 @@ __all__ = [
     "lambda_max",
     "lasso_duality_gap",
     "sparsity",
-    # end of solvers
-    # flax (issue 5)
+    # parameter selection
     "keras_kernel_mask",
     "param_paths",
     "per_layer_l1reg",
     "select",
-    # end of flax
-    # fast path (issue 6)
+    # many-leaf fast path
     "FlatLayout",
     "flat_layout",
-    # end of fast path
 ]

@@ -40,4 +40,6 @@ def rng():
 
 
 def rtol_for(dtype) -> float:
-    return {"bfloat16": 1e-2, "float16": 1e-2, "float32": 1e-6, "float64": 1e-12}[jnp.dtype(dtype).name]
+    return {"bfloat16": 1e-2, "float16": 1e-2, "float32": 1e-6, "float64": 1e-12}[
+        jnp.dtype(dtype).name
+    ]
