@@ -62,14 +62,7 @@ def elastic_net_penalty(
     fn = "elastic_net_penalty"
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
     v.check_strength(l2reg, fn=fn, arg="l2reg", allow_schedule=False)
-    if mask is not None:
-        mask_tree = v.resolve_mask(mask, params, fn=fn)
-        params = jax.tree.map(
-            lambda m, sub: sub if m else jax.tree.map(lambda _: None, sub, is_leaf=v.is_none),
-            mask_tree,
-            params,
-            is_leaf=v.is_none,
-        )
+    params = v.drop_masked(params, mask, fn=fn)
     v.check_float_leaves(params, fn=fn)
     l1s = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg"))
     l2s = jax.tree.leaves(v.broadcast_to_params(l2reg, params, fn=fn, arg="l2reg"))

@@ -183,7 +183,7 @@ def group_l1_penalty(
     """
     fn = "group_l1_penalty"
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
-    params = _apply_mask_none(params, mask, fn=fn)
+    params = v.drop_masked(params, mask, fn=fn)
     v.check_float_leaves(params, fn=fn)
     lams = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg"))
     terms = []
@@ -197,18 +197,6 @@ def group_l1_penalty(
         return jnp.zeros((), jnp.float32)
     out_dtype = jnp.result_type(*[t.dtype for t in terms])
     return sum((t.astype(out_dtype) for t in terms), start=jnp.zeros((), out_dtype))
-
-
-def _apply_mask_none(params, mask, *, fn):
-    if mask is None:
-        return params
-    mask_tree = v.resolve_mask(mask, params, fn=fn)
-    return jax.tree.map(
-        lambda m, sub: sub if m else jax.tree.map(lambda _: None, sub, is_leaf=v.is_none),
-        mask_tree,
-        params,
-        is_leaf=v.is_none,
-    )
 
 
 def _group_shrink_leaf(x: jax.Array, threshold: Any, reduce_axes, wa) -> jax.Array:

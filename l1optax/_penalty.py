@@ -79,14 +79,7 @@ def l1_penalty(
     """
     fn = "l1_penalty"
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
-    if mask is not None:
-        mask_tree = v.resolve_mask(mask, params, fn=fn)
-        params = jax.tree.map(
-            lambda m, sub: sub if m else jax.tree.map(lambda _: None, sub, is_leaf=v.is_none),
-            mask_tree,
-            params,
-            is_leaf=v.is_none,
-        )
+    params = v.drop_masked(params, mask, fn=fn)
     v.check_float_leaves(params, fn=fn)
     strengths = v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg")
 

@@ -151,6 +151,19 @@ def resolve_mask(mask: Tree | Callable[[Tree], Tree], params: Tree, *, fn: str) 
     return mask_tree
 
 
+def drop_masked(params: Tree, mask: Tree | Callable[[Tree], Tree] | None, *, fn: str) -> Tree:
+    """Replaces the leaves a mask excludes by None (skipped by every pure penalty)."""
+    if mask is None:
+        return params
+    mask_tree = resolve_mask(mask, params, fn=fn)
+    return jax.tree.map(
+        lambda m, sub: sub if m else jax.tree.map(lambda _: None, sub, is_leaf=is_none),
+        mask_tree,
+        params,
+        is_leaf=is_none,
+    )
+
+
 def compute_dtype(dtype: Any) -> jnp.dtype:
     """At least float32 (complex64 for complex): low-precision thresholds must not round to 0."""
     dtype = jnp.dtype(dtype)
