@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import rtol_for
 from hypothesis import given, settings
 from sklearn.linear_model import ElasticNet
 
 import l1optax
-from tests.conftest import rtol_for
 
 
 def _np_prox(x, l1, l2, s):
