@@ -27,6 +27,7 @@ import optax
 
 from l1optax import _validation as v
 from l1optax._elastic_net import elastic_net_leaf
+from l1optax._prox import _soft_threshold
 from l1optax._transforms import ScalarOrSchedule, _at, _evaluate_hyperparams, maybe_masked
 
 Tree = Any
@@ -159,7 +160,11 @@ def _prox_updates(
             # Unpenalised (masked out, or strengths known to be 0 when tracing): the plain step.
             return u.astype(p.dtype), x
         s = jnp.asarray(s, acc)
-        z = elastic_net_leaf(x, jnp.asarray(a, acc) * s, jnp.asarray(b, acc) * s)
+        if _known_zero(b):
+            # Pure L1: skip the elastic-net division (bitwise the same result, one pass cheaper).
+            z = _soft_threshold(x, jnp.asarray(a, acc) * s)
+        else:
+            z = elastic_net_leaf(x, jnp.asarray(a, acc) * s, jnp.asarray(b, acc) * s)
         return z.astype(p.dtype) - p, z
 
     out = jax.tree.map(leaf, params, steps, scalings, l1s, l2s, penalized, is_leaf=v.is_none)
