@@ -139,15 +139,7 @@ def prox_elastic_net(
       Parikh & Boyd, 2014, "Proximal algorithms", Section 6.5.2.
     """
     fn = "prox_elastic_net"
-    if hyperparams is None:
-        hyperparams = (1.0, 1.0)
-    if not isinstance(hyperparams, tuple | list) or len(hyperparams) != 2:
-        raise ValueError(
-            f"`{fn}(hyperparams=...)` must be a pair (l1reg, l2reg), got {hyperparams!r}"
-        )
-    l1reg, l2reg = hyperparams
-    v.check_strength(l1reg, fn=fn, arg="hyperparams[0] (l1reg)", allow_schedule=False)
-    v.check_strength(l2reg, fn=fn, arg="hyperparams[1] (l2reg)", allow_schedule=False)
+    l1reg, l2reg = v.check_strength_pair(hyperparams, fn=fn, names=("l1reg", "l2reg"))
     v.check_strength(scaling, fn=fn, arg="scaling", allow_schedule=False)
     v.check_float_leaves(params, fn=fn)
     l1s = v.broadcast_to_params(l1reg, params, fn=fn, arg="hyperparams[0] (l1reg)")

@@ -373,15 +373,7 @@ def prox_sparse_group_l1(
       Simon, Friedman, Hastie & Tibshirani, 2013, "A sparse-group lasso".
     """
     fn = "prox_sparse_group_l1"
-    if hyperparams is None:
-        hyperparams = (1.0, 1.0)
-    if not isinstance(hyperparams, tuple | list) or len(hyperparams) != 2:
-        raise ValueError(
-            f"`{fn}(hyperparams=...)` must be a pair (l1reg, group_reg), got {hyperparams!r}"
-        )
-    l1reg, group_reg = hyperparams
-    v.check_strength(l1reg, fn=fn, arg="hyperparams[0] (l1reg)", allow_schedule=False)
-    v.check_strength(group_reg, fn=fn, arg="hyperparams[1] (group_reg)", allow_schedule=False)
+    l1reg, group_reg = v.check_strength_pair(hyperparams, fn=fn, names=("l1reg", "group_reg"))
     v.check_strength(scaling, fn=fn, arg="scaling", allow_schedule=False)
     v.check_float_leaves(params, fn=fn)
     l1s = v.broadcast_to_params(l1reg, params, fn=fn, arg="hyperparams[0] (l1reg)")

@@ -182,6 +182,15 @@ def _check_common(fn: str, learning_rate: Any, l1reg: Any, l2reg: Any) -> None:
     v.check_strength(l2reg, fn=fn, arg="l2reg")
 
 
+def _schedules_at(count: jax.Array, learning_rate: Any, l1reg: Any, l2reg: Any) -> tuple:
+    """The learning rate and both strengths at ``count`` (schedules evaluated, values kept)."""
+    return (
+        _at(learning_rate, count),
+        _evaluate_hyperparams(l1reg, count),
+        _evaluate_hyperparams(l2reg, count),
+    )
+
+
 def _map(f, *trees):
     return jax.tree.map(lambda *xs: None if xs[0] is None else f(*xs), *trees, is_leaf=v.is_none)
 
@@ -266,9 +275,7 @@ def prox_sgd(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
-        eta = _at(learning_rate, state.count)
-        lam1 = _evaluate_hyperparams(l1reg, state.count)
-        lam2 = _evaluate_hyperparams(l2reg, state.count)
+        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
         penalized = _penalized(mask, params, fn=fn)
         scalings = _map(lambda p: jnp.asarray(eta, _acc(p)), params)
         if momentum is None:
@@ -385,9 +392,7 @@ def prox_adam(
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
         count_inc = optax.safe_increment(state.count)
-        eta = _at(learning_rate, state.count)
-        lam1 = _evaluate_hyperparams(l1reg, state.count)
-        lam2 = _evaluate_hyperparams(l2reg, state.count)
+        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
 
         def moments(g, m, n, p):
             acc = _acc(p)
@@ -497,9 +502,7 @@ def prox_adagrad(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
-        eta = _at(learning_rate, state.count)
-        lam1 = _evaluate_hyperparams(l1reg, state.count)
-        lam2 = _evaluate_hyperparams(l2reg, state.count)
+        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
         accumulator = _map(
             lambda g, a, p: a + jnp.square(g.astype(_acc(p))), updates, state.accumulator, params
         )
@@ -584,9 +587,7 @@ def prox_rmsprop(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
-        eta = _at(learning_rate, state.count)
-        lam1 = _evaluate_hyperparams(l1reg, state.count)
-        lam2 = _evaluate_hyperparams(l2reg, state.count)
+        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
 
         def new_nu(g, n, p):
             acc = _acc(p)

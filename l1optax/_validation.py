@@ -84,6 +84,19 @@ def _show(arr: np.ndarray) -> str:
     return f"an array containing {float(bad.flat[0])!r}"
 
 
+def check_strength_pair(hyperparams: Any, *, fn: str, names: tuple[str, str]) -> tuple[Any, Any]:
+    """Validates jaxopt's ``hyperparams=(a, b)`` pair (None means ``(1.0, 1.0)``) and returns it."""
+    if hyperparams is None:
+        hyperparams = (1.0, 1.0)
+    if not isinstance(hyperparams, tuple | list) or len(hyperparams) != 2:
+        raise ValueError(
+            f"`{fn}(hyperparams=...)` must be a pair ({names[0]}, {names[1]}), got {hyperparams!r}"
+        )
+    for index, (value, name) in enumerate(zip(hyperparams, names, strict=True)):
+        check_strength(value, fn=fn, arg=f"hyperparams[{index}] ({name})", allow_schedule=False)
+    return hyperparams[0], hyperparams[1]
+
+
 def check_float_leaves(params: Tree, *, fn: str) -> None:
     """Raises ``TypeError`` naming the first leaf whose dtype is not floating or complex."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
