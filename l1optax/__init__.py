@@ -16,6 +16,17 @@ from l1optax._group import (
     prox_sparse_group_l1,
     sparse_group_l1_penalty,
 )
+from l1optax._nonconvex import (
+    l0_penalty,
+    l_half_penalty,
+    mcp_penalty,
+    prox_l0,
+    prox_l_half,
+    prox_mcp,
+    prox_scad,
+    prox_top_k,
+    scad_penalty,
+)
 from l1optax._optimizers import (
     CumulativeL1State,
     ProxAdagradState,
@@ -89,6 +100,16 @@ __all__ = [
     "param_paths",
     "per_layer_l1reg",
     "select",
+    # nonconvex penalties and proxes, top-k projection
+    "l0_penalty",
+    "l_half_penalty",
+    "mcp_penalty",
+    "prox_l0",
+    "prox_l_half",
+    "prox_mcp",
+    "prox_scad",
+    "prox_top_k",
+    "scad_penalty",
     # many-leaf fast path
     "FlatLayout",
     "flat_layout",
