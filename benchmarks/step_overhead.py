@@ -1,36 +1,24 @@
-"""What does L1 cost per optimizer step? Times one jitted step for every way to add it.
+"""What does L1 cost per optimizer step? Each l1optax optimizer against its optax base.
 
-Variants (each against its base optimizer, measured in the same process):
+Pairs, each timed in the same process (a name that l1optax does not export is skipped):
+``prox_sgd`` / ``optax.sgd``, ``prox_adam`` / ``adam``, ``prox_adamw`` / ``adamw(weight_decay=0)``,
+``prox_nadam`` / ``nadam``, ``prox_amsgrad`` / ``amsgrad``, ``prox_adabelief`` / ``adabelief``,
+``prox_rmsprop`` / ``rmsprop``, ``prox_adagrad`` / ``adagrad``. For SGD and Adam also
+``chain(base, l1_prox)``, ``with_l1(base)`` (proximal and subgradient), the penalty in the loss,
+and the many-leaf fast path (``flat:`` rows, :func:`l1optax.flat_layout`). PyTorch peers
+(``benchmarks/_peers.py``) run when ``torch`` is importable. A variant whose construction raises
+is reported as skipped with the error, not dropped silently.
 
-* ``optax.sgd`` / ``optax.adam`` — the base optimizers;
-* ``with_l1(..., method="subgradient")`` — :math:`\\lambda\\,\\mathrm{sign}(p)` added to the grads;
-* ``with_l1(..., method="proximal")`` — the base optimizer, then the soft-threshold prox;
-* ``prox_sgd`` / ``prox_adam`` (when ``l1optax`` has them) — the prox in the optimizer's metric;
-* ``penalty in loss`` — ``jax.grad`` through ``loss + l1_penalty`` (the loss here is
-  :math:`\\langle g, p\\rangle`, whose gradient is the given ``g``), then the base optimizer;
-* ``grad of penalty alone`` — ``jax.grad(l1_penalty)`` by itself (what the recipe adds);
-* ``optax.flatten(...)`` — optax's own answer to many leaves, for comparison;
-* ``flat: ...`` — the many-leaf fast path, :func:`l1optax.flat_layout`: params, grads and state as
-  one buffer per dtype for the whole run;
-* PyTorch peers when ``torch`` is importable: ``Adam(fused=True)`` (``foreach`` where fused is
-  unavailable), then ``softshrink`` per tensor (the PyTorch way to take a prox), and the
-  penalty-in-loss recipe (``autograd`` of :math:`\\lambda\\sum_i\\|p_i\\|_1` added to the grads).
+Modes: ``per-call`` times each jitted call (argument dispatch included); ``loop`` runs
+``--loop-steps`` steps inside one jitted ``lax.fori_loop`` and divides (the device's own time).
+Params and optimizer state are donated. GB/s counts the passes over N parameters the step must
+make at least (SGD 3: read p, g, write p; RMSProp/Adagrad 5; Adam-type 7; AMSGrad 9).
 
-Modes: ``per-call`` times each jitted call (dispatch of every argument array included);
-``loop`` runs ``--loop-steps`` steps inside one jitted ``lax.fori_loop`` and divides (the device's
-own time). Params and optimizer state are donated in both.
+The last table gives, for every variant, the ratio of its median time to its base's (same mode,
+same process) and its optimizer-state bytes per parameter next to the base's.
 
-Byte model (what the step must move at least, for N parameters of ``itemsize`` bytes): SGD-type
-steps read p and g and write p: 3 passes; Adam-type steps read p, g, m, v and write p, m, v: 7
-passes; the penalty gradient alone reads p and writes g: 2 passes. L1 adds no pass: the threshold
-and the sign fuse into the same elementwise kernel. GB/s = passes x itemsize x N / time.
-
-Memory: for every variant the compiled step's ``memory_analysis()`` (argument, output, aliased and
-temporary bytes; peak = argument + output - alias + temp), and the optimizer state's bytes per
-parameter for every transform in the library (``cumulative_l1`` and ``ftrl`` included).
-
-Run ``python benchmarks/step_overhead.py --help``; ``--quick`` is the smoke mode the tests run,
-``--check`` verifies the numbers on the device first (prox vs NumPy, fast path vs plain path).
+``--quick`` is the smoke mode the tests run; ``--check`` first verifies on the device that the
+proximal steps equal float64 NumPy references and that the fast path equals the plain path.
 """
 
 from __future__ import annotations
@@ -40,7 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -56,79 +44,102 @@ import l1optax  # noqa: E402
 
 LR = 1e-3
 LAM = 1e-2
-PASSES = {"sgd": 3, "adam": 7, "penalty": 2}
-
-
-# --------------------------------------------------------------------------------------------
-# variants
-# --------------------------------------------------------------------------------------------
+# (l1optax optimizer, optax base, base kwargs, passes over N for the byte model)
+PAIRS = [
+    ("prox_sgd", "sgd", {}, 3),
+    ("prox_adam", "adam", {}, 7),
+    ("prox_adamw", "adamw", {"weight_decay": 0.0}, 7),
+    ("prox_nadam", "nadam", {}, 7),
+    ("prox_amsgrad", "amsgrad", {}, 9),
+    ("prox_adabelief", "adabelief", {}, 7),
+    ("prox_rmsprop", "rmsprop", {}, 5),
+    ("prox_adagrad", "adagrad", {}, 5),
+]
 
 
 @dataclass
 class Variant:
-    """One row: how to build the step, its family (for the base ratio) and byte model."""
+    """One row: how to build the transform, which base row it is compared with, its byte model."""
 
     name: str
-    family: str  # "sgd" | "adam" | "penalty": the base it is compared with, and its passes
-    kind: str  # "tx" | "penalty_in_loss" | "penalty_grad" | "flat" | "torch"
-    make: Callable[[], Any] | None = None  # -> optax transform (jax) or a torch step factory
-    base: bool = False
+    base: str  # the base row's name (a base row names itself)
+    make: Callable[[], Any]
+    passes: int
+    kind: str = "tx"  # "tx" | "flat" (the fast path) | "penalty_in_loss"
+
+    @property
+    def is_base(self) -> bool:
+        return self.name == self.base
 
 
-def jax_variants(*, flat: bool = True) -> list[Variant]:
-    sgd = lambda: optax.sgd(LR)  # noqa: E731
-    adam = lambda: optax.adam(LR)  # noqa: E731
-    out = []
-    for fam, base in (("sgd", sgd), ("adam", adam)):
+def _base_name(base: str, kwargs: dict) -> str:
+    return f"optax.{base}" + ("(weight_decay=0)" if kwargs else "")
+
+
+def variants() -> list[Variant]:
+    """Every pair whose l1optax name exists, plus the chain / with_l1 / penalty / flat forms."""
+    out: list[Variant] = []
+    for prox_name, base, kwargs, passes in PAIRS:
+        families = ("sgd", "adam")
+        if base not in families and not hasattr(l1optax, prox_name):
+            continue
+        bname = _base_name(base, kwargs)
+
+        def make_base(base=base, kwargs=kwargs):
+            return getattr(optax, base)(LR, **kwargs)
+
+        out.append(Variant(bname, bname, make_base, passes))
+        if hasattr(l1optax, prox_name):
+            extra = {"weight_decay": 0.0} if "weight_decay" in kwargs else {}
+            out.append(
+                Variant(
+                    prox_name,
+                    bname,
+                    lambda n=prox_name, extra=extra: getattr(l1optax, n)(LR, LAM, **extra),
+                    passes,
+                )
+            )
+        if base not in families:
+            continue
         out += [
-            Variant(f"optax.{fam}", fam, "tx", base, base=True),
             Variant(
-                f"{fam} + with_l1(subgradient)",
-                fam,
-                "tx",
-                lambda base=base: l1optax.with_l1(base(), LAM, method="subgradient"),
+                f"chain({base}, l1_prox)",
+                bname,
+                lambda mb=make_base: optax.chain(mb(), l1optax.l1_prox(LR, LAM)),
+                passes,
             ),
             Variant(
-                f"{fam} + with_l1(proximal)",
-                fam,
-                "tx",
-                lambda base=base: l1optax.with_l1(base(), LAM, learning_rate=LR),
+                f"{base} + with_l1(proximal)",
+                bname,
+                lambda mb=make_base: l1optax.with_l1(mb(), LAM, learning_rate=LR),
+                passes,
+            ),
+            Variant(
+                f"{base} + with_l1(subgradient)",
+                bname,
+                lambda mb=make_base: l1optax.with_l1(mb(), LAM, method="subgradient"),
+                passes,
+            ),
+            Variant(f"{base} + penalty in loss", bname, make_base, passes, "penalty_in_loss"),
+            Variant(f"flat: {bname}", bname, make_base, passes, "flat"),
+            Variant(
+                f"flat: chain({base}, l1_prox)",
+                bname,
+                lambda mb=make_base: optax.chain(mb(), l1optax.l1_prox(LR, LAM)),
+                passes,
+                "flat",
             ),
         ]
-        prox_name = f"prox_{fam}"
         if hasattr(l1optax, prox_name):
             out.append(
-                Variant(prox_name, fam, "tx", lambda n=prox_name: getattr(l1optax, n)(LR, LAM))
-            )
-        out.append(Variant(f"{fam} + penalty in loss", fam, "penalty_in_loss", base))
-        out.append(
-            Variant(
-                f"optax.flatten({fam} + prox)",
-                fam,
-                "tx",
-                lambda base=base: optax.flatten(l1optax.with_l1(base(), LAM, learning_rate=LR)),
-            )
-        )
-        if flat:
-            out += [
-                Variant(f"flat: optax.{fam}", fam, "flat", base),
                 Variant(
-                    f"flat: {fam} + with_l1(proximal)",
-                    fam,
+                    f"flat: {prox_name}",
+                    bname,
+                    lambda n=prox_name: getattr(l1optax, n)(LR, LAM),
+                    passes,
                     "flat",
-                    lambda base=base: l1optax.with_l1(base(), LAM, learning_rate=LR),
-                ),
-            ]
-            if hasattr(l1optax, prox_name):
-                out.append(
-                    Variant(
-                        f"flat: {prox_name}",
-                        fam,
-                        "flat",
-                        lambda n=prox_name: getattr(l1optax, n)(LR, LAM),
-                    )
                 )
-    out.append(Variant("grad of penalty alone", "penalty", "penalty_grad", None))
+            )
     return out
 
 
@@ -147,77 +158,43 @@ def make_tree(size: int, leaves: int, dtype: Any, seed: int) -> tuple[dict, dict
     return params, grads
 
 
-def _data_loss(tree: Any, x: jax.Array) -> jax.Array:
-    """A stand-in model loss for ``--grads loss``: sum over leaves of x/2 * |p|^2 (grad x*p)."""
-    return sum(0.5 * x * jnp.sum(jnp.square(q.astype(jnp.float32))) for q in jax.tree.leaves(tree))
+def step_fn(variant: Variant, tx: Any) -> Callable:
+    """``(params, state, grads) -> (params, state)``; the penalty-in-loss variant differentiates
+    ``<grads, p> + l1_penalty(p)`` (gradient ``grads + lam * sign(p)``) first."""
 
-
-def _step_fn(variant: Variant, tx: Any, *, grads: str = "input", layout: Any = None) -> Callable:
-    """The step ``(params, state, g_or_x) -> (params, state)`` for a JAX variant.
-
-    ``grads="input"``: the third argument is the gradient (a tree like params). ``"loss"``: it is
-    a scalar ``x`` and the gradient is computed inside the step from :func:`_data_loss`, through
-    ``layout.unravel`` for the fast path, so the cost of producing a flat gradient is counted.
-    """
-    view = layout.unravel if layout is not None else (lambda q: q)
-
-    def data_grad(p, gx, with_penalty=False):
-        if grads == "input" and not with_penalty:
-            return gx
-        if grads == "input":  # gradient gx exactly; + the L1 penalty, differentiated by jax.grad
+    def step(p, s, g):
+        if variant.kind == "penalty_in_loss":
 
             def loss(q):
                 inner = sum(
                     jnp.vdot(a, b)
-                    for a, b in zip(jax.tree.leaves(gx), jax.tree.leaves(q), strict=True)
+                    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(q), strict=True)
                 )
                 return inner + l1optax.l1_penalty(q, LAM)
 
-        else:
+            g = jax.grad(loss)(p)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s
 
-            def loss(q):
-                value = _data_loss(view(q), gx)
-                return value + l1optax.l1_penalty(q, LAM) if with_penalty else value
-
-        return jax.grad(loss)(p)
-
-    if variant.kind in ("tx", "flat"):
-
-        def step(p, s, gx):
-            u, s = tx.update(data_grad(p, gx), s, p)
-            return optax.apply_updates(p, u), s
-
-    elif variant.kind == "penalty_in_loss":
-
-        def step(p, s, gx):
-            u, s = tx.update(data_grad(p, gx, with_penalty=True), s, p)
-            return optax.apply_updates(p, u), s
-
-    elif variant.kind == "penalty_grad":
-
-        def step(p, s, gx):
-            del gx
-            return jax.grad(lambda q: l1optax.l1_penalty(q, LAM))(p), s
-
-    else:
-        raise ValueError(variant.kind)
     return step
 
 
-def _loop_fn(step: Callable, k: int) -> Callable:
-    """K steps in one ``fori_loop``. The gradient is scaled by a step-dependent factor so XLA
-    cannot hoist gradient-only terms (Adam's (1-b1)g and (1-b2)g^2) out of the loop, which would
-    change the step's memory traffic for some variants and not others."""
+def loop_fn(step: Callable, k: int) -> Callable:
+    """K steps in one ``fori_loop``; the gradient is scaled per step so XLA cannot hoist
+    gradient-only terms (Adam's (1-b1)g, (1-b2)g^2) out of the loop."""
 
     def run(p, s, g):
-        def body(i, c):
+        def body(i, carry):
             scale = 1 + 1e-6 * i.astype(jnp.float32)
-            gi = jax.tree.map(lambda x: (x * scale).astype(x.dtype), g)
-            return step(c[0], c[1], gi)
+            return step(*carry, jax.tree.map(lambda x: (x * scale).astype(x.dtype), g))
 
         return jax.lax.fori_loop(0, k, body, (p, s))
 
     return run
+
+
+def _nbytes(tree: Any) -> int:
+    return sum(int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
 def _memory(compiled: Any) -> dict[str, float | None]:
@@ -227,18 +204,13 @@ def _memory(compiled: Any) -> dict[str, float | None]:
         m = None
     if m is None:
         return {"peak_bytes": None, "temp_bytes": None}
-    arg, out = m.argument_size_in_bytes, m.output_size_in_bytes
-    alias, temp = m.alias_size_in_bytes, m.temp_size_in_bytes
+    peak = m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
     return {
-        "peak_bytes": float(arg + out - alias + temp),
-        "temp_bytes": float(temp),
-        "argument_bytes": float(arg),
-        "alias_bytes": float(alias),
+        "peak_bytes": float(peak + m.temp_size_in_bytes),
+        "temp_bytes": float(m.temp_size_in_bytes),
+        "argument_bytes": float(m.argument_size_in_bytes),
+        "alias_bytes": float(m.alias_size_in_bytes),
     }
-
-
-def _nbytes(tree: Any) -> int:
-    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
 @dataclass
@@ -252,49 +224,37 @@ class Prepared:
     grads: Any
     steps_per_call: int
     meta: dict[str, Any]
-    times_s: list[float]
+    times_s: list[float] = field(default_factory=list)
 
 
-def prepare_jax_variant(
-    variant: Variant,
-    params: dict,
-    grads: dict,
-    *,
-    mode: str,
-    loop_steps: int,
-    grads_mode: str = "input",
-) -> Prepared:
-    """Builds and compiles (AOT, params and state donated) one variant."""
-    layout = None
+def prepare(variant: Variant, params: dict, grads: dict, *, mode: str, loop_steps: int) -> Prepared:
+    """Builds the transform and compiles its step (AOT, params and state donated)."""
+    tx = variant.make()
     if variant.kind == "flat":
         layout = l1optax.flat_layout(params)
         params, grads = layout.ravel(params), layout.ravel(grads)
     else:
-        params = jax.tree.map(jnp.copy, params)  # the variant donates them
-    if grads_mode == "loss":
-        grads = jnp.asarray(1e-3, jnp.float32)  # the scalar x of _data_loss
-    tx = variant.make() if variant.make is not None else optax.sgd(LR)
+        params = jax.tree.map(jnp.copy, params)  # the step donates them
     state = tx.init(params)
-    step = _step_fn(variant, tx, grads=grads_mode, layout=layout)
-    fn = step if mode == "per-call" else _loop_fn(step, loop_steps)
+    fn = step_fn(variant, tx)
+    k = 1 if mode == "per-call" else loop_steps
+    fn = fn if mode == "per-call" else loop_fn(fn, k)
     t0 = time.perf_counter()
     compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(params, state, grads).compile()
-    compile_s = time.perf_counter() - t0
-    n = sum(x.size for x in jax.tree.leaves(params))
+    leaves = jax.tree.leaves(params)
+    n = sum(x.size for x in leaves)
     meta = {
-        "compile s": compile_s,
+        "compile s": time.perf_counter() - t0,
         "n": n,
-        "itemsize": jax.tree.leaves(params)[0].dtype.itemsize,
+        "itemsize": leaves[0].dtype.itemsize,
         "arrays_in": len(jax.tree.leaves((params, state, grads))),
         "state_B/param": _nbytes(state) / n,
+        **_memory(compiled),
     }
-    meta.update(_memory(compiled))
-    k = 1 if mode == "per-call" else loop_steps
-    return Prepared(variant, mode, compiled, (params, state), grads, k, meta, [])
+    return Prepared(variant, mode, compiled, (params, state), grads, k, meta)
 
 
 def time_prepared(prep: Prepared, *, repeats: int, warmup: int) -> None:
-    """Times ``repeats`` more calls (after ``warmup``), appending to ``prep.times_s``."""
     compiled, grads = prep.compiled, prep.grads
     timing = _timing.time_carry(
         lambda c: compiled(c[0], c[1], grads), prep.carry, repeats=repeats, warmup=warmup
@@ -303,25 +263,28 @@ def time_prepared(prep: Prepared, *, repeats: int, warmup: int) -> None:
     prep.times_s += timing.times_s
 
 
-def prepared_row(prep: Prepared) -> dict[str, Any]:
-    timing = _timing.Timing(median_s=_timing.statistics.median(prep.times_s), times_s=prep.times_s)
-    per_step = timing.median_s / prep.steps_per_call
+def result_row(prep: Prepared) -> dict[str, Any]:
+    median = _timing.statistics.median(prep.times_s) / prep.steps_per_call
     m = prep.meta
     row = {
         "variant": prep.variant.name,
-        "family": prep.variant.family,
+        "base": prep.variant.base,
         "mode": prep.mode,
-        "ms": 1e3 * per_step,
+        "ms": 1e3 * median,
         "best ms": 1e3 * min(prep.times_s) / prep.steps_per_call,
-        "GB/s": _timing.gbps(PASSES[prep.variant.family] * m["itemsize"] * m["n"], per_step),
-        "spread": timing.spread,
+        "GB/s": _timing.gbps(prep.variant.passes * m["itemsize"] * m["n"], median),
         "samples": len(prep.times_s),
     }
     row.update({k: v for k, v in m.items() if k not in ("n", "itemsize")})
     return row
 
 
-def run_jax_variants(
+def skipped_row(variant: Variant, mode: str, why: str) -> dict[str, Any]:
+    print(f"  {mode:8s} {variant.name:36s} skipped: {why}", file=sys.stderr)
+    return {"variant": variant.name, "base": variant.base, "mode": mode, "ms": None, "skipped": why}
+
+
+def run_variants(
     variants: list[Variant],
     params: dict,
     grads: dict,
@@ -330,291 +293,134 @@ def run_jax_variants(
     repeats: int,
     warmup: int,
     loop_steps: int,
-    rounds: int,
-    grads_mode: str = "input",
+    rounds: int = 1,
     budget_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Times every variant; with ``rounds > 1`` they take turns (fairer on a noisy machine).
-
-    ``rounds = 1`` prepares, times and frees one variant at a time (least memory: use it for
-    large sizes on a GPU). ``rounds = R`` keeps every variant's buffers alive and times
-    ``ceil(repeats / R)`` calls of each in turn, R times, so a burst of load from elsewhere hits
-    all variants alike; the median is over all samples.
-    """
-    rows = []
-    t_start = time.perf_counter()
-    if rounds <= 1:
-        for v in variants:
-            if budget_s is not None and time.perf_counter() - t_start > budget_s:
-                print(f"  {mode:8s} {v.name:36s} skipped: --budget-s spent", file=sys.stderr)
-                rows.append(
-                    {
-                        "variant": f"{v.name} (skipped: --budget-s)",
-                        "family": v.family,
-                        "mode": mode,
-                        "ms": None,
-                        "skipped": True,
-                    }
-                )
-                continue
-            prep = prepare_jax_variant(
-                v, params, grads, mode=mode, loop_steps=loop_steps, grads_mode=grads_mode
-            )
+    """Times every variant. ``rounds = 1``: one at a time, freed after (least memory; with
+    ``budget_s`` no new variant starts once it is spent). ``rounds = R``: all kept alive and
+    timed in turn R times, so a burst of load from elsewhere hits every variant alike. The first
+    variant always runs, whatever the budget."""
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    preps: list[Prepared] = []
+    for v in variants:
+        if budget_s is not None and (rows or preps) and time.perf_counter() - start > budget_s:
+            rows.append(skipped_row(v, mode, "--budget-s spent"))
+            continue
+        try:
+            prep = prepare(v, params, grads, mode=mode, loop_steps=loop_steps)
+        except Exception as err:  # noqa: BLE001 - report, do not hide
+            rows.append(skipped_row(v, mode, f"{type(err).__name__}: {err}".splitlines()[0]))
+            continue
+        if rounds <= 1:
             time_prepared(prep, repeats=repeats, warmup=warmup)
-            rows.append(prepared_row(prep))
+            rows.append(result_row(prep))
             _progress(rows[-1])
-            del prep
-        return rows
-    preps = [
-        prepare_jax_variant(
-            v, params, grads, mode=mode, loop_steps=loop_steps, grads_mode=grads_mode
-        )
-        for v in variants
-    ]
-    per_round = -(-repeats // rounds)
-    for r in range(rounds):
+        else:
+            preps.append(prep)
+    per_round = -(-repeats // max(rounds, 1))
+    for r in range(rounds if preps else 0):
         for prep in preps:
             time_prepared(prep, repeats=per_round, warmup=warmup if r == 0 else 1)
     for prep in preps:
-        rows.append(prepared_row(prep))
+        rows.append(result_row(prep))
         _progress(rows[-1])
     return rows
 
 
 def _progress(row: dict[str, Any]) -> None:
-    print(
-        f"  {row['mode']:8s} {row['variant']:36s} {row['ms']:9.3f} ms", file=sys.stderr, flush=True
-    )
+    print(f"  {row['mode']:8s} {row['variant']:36s} {row['ms']:9.3f} ms", file=sys.stderr)
 
 
-# --------------------------------------------------------------------------------------------
-# PyTorch peers
-# --------------------------------------------------------------------------------------------
-
-
-def torch_rows(
-    size: int, leaves: int, dtype: str, *, repeats: int, warmup: int
-) -> list[dict[str, Any]]:
-    """PyTorch Adam (fused where available) alone, + softshrink, + penalty-in-loss; per call."""
-    try:
-        import torch
-    except ImportError:
-        return []
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    n = max(1, size // leaves)
-    sync = (lambda _: torch.cuda.synchronize()) if dev == "cuda" else (lambda _: None)
-
-    gen = torch.Generator(device=dev).manual_seed(0)  # generate on the device (fast at 512M)
-
-    def fresh():
-        ps = [
-            torch.randn(n, generator=gen, device=dev).to(tdtype).requires_grad_(True)
-            for _ in range(leaves)
-        ]
-        for p in ps:
-            p.grad = (1e-3 * torch.randn(n, generator=gen, device=dev)).to(tdtype)
-        return ps
-
-    def make_adam(ps):
-        try:
-            return torch.optim.Adam(ps, lr=LR, fused=True), "fused"
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(ps, lr=LR, foreach=True), "foreach"
-
-    rows = []
-    itemsize = torch.tensor([], dtype=tdtype).element_size()
-    total = n * leaves
-
-    def record(name, fn, family="adam"):
-        timing = _timing.time_carry(fn, None, repeats=repeats, warmup=warmup, sync=sync)
-        rows.append(
-            {
-                "variant": name,
-                "family": family,
-                "mode": "per-call",
-                "ms": timing.median_ms,
-                "best ms": 1e3 * min(timing.times_s),
-                "GB/s": _timing.gbps(PASSES[family] * itemsize * total, timing.median_s),
-                "spread": timing.spread,
-            }
-        )
-
-    ps = fresh()
-    opt, how = make_adam(ps)
-    record(f"torch Adam({how})", lambda _: opt.step())
-
-    def adam_softshrink(_):
-        opt.step()
-        with torch.no_grad():
-            for p in ps:
-                p.copy_(torch.nn.functional.softshrink(p, LR * LAM))
-
-    record(f"torch Adam({how}) + softshrink", adam_softshrink)
-
-    fixed = [p.grad.clone() for p in ps]
-
-    def adam_penalty_in_loss(_):
-        penalty = LAM * sum(p.abs().sum() for p in ps)
-        pen_grads = torch.autograd.grad(penalty, ps)
-        for p, g, pg in zip(ps, fixed, pen_grads, strict=True):
-            p.grad = g + pg
-        opt.step()
-
-    record(f"torch Adam({how}) + penalty in loss", adam_penalty_in_loss)
-
-    def penalty_alone(_):
-        penalty = LAM * sum(p.abs().sum() for p in ps)
-        return torch.autograd.grad(penalty, ps)
-
-    record("torch grad of penalty alone", penalty_alone, family="penalty")
-    return rows
-
-
-# --------------------------------------------------------------------------------------------
-# state bytes per parameter, for every transform in the library
-# --------------------------------------------------------------------------------------------
-
-
-def state_bytes_table(dtype: Any) -> list[dict[str, Any]]:
-    """Optimizer-state bytes per parameter (N = 2**20, so the int32 counts are negligible)."""
-    n = 2**20
-    params = {"w": jax.ShapeDtypeStruct((n,), dtype)}
-    candidates: dict[str, Callable[[], Any]] = {
-        "optax.sgd": lambda: optax.sgd(LR),
-        "optax.adam": lambda: optax.adam(LR),
-        "l1_prox": lambda: l1optax.l1_prox(LR, LAM),
-        "add_l1_subgradient": lambda: l1optax.add_l1_subgradient(LAM),
-        "adam + with_l1(proximal)": lambda: l1optax.with_l1(optax.adam(LR), LAM, learning_rate=LR),
+def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``vs base`` on every row; returns the summary: time ratio per mode and state bytes."""
+    ms = {(r["variant"], r["mode"]): r["ms"] for r in rows}
+    state = {
+        r["variant"]: r.get("state_B/param") for r in rows if r.get("state_B/param") is not None
     }
-    for name in ("prox_sgd", "prox_adam", "prox_adagrad", "prox_rmsprop", "cumulative_l1"):
-        if hasattr(l1optax, name):
-            candidates[name] = lambda name=name: getattr(l1optax, name)(LR, LAM)
-    if hasattr(l1optax, "ftrl"):
-        candidates["ftrl"] = lambda: l1optax.ftrl(LR, l1reg=LAM)
-    rows = []
-    for name, make in candidates.items():
-        try:
-            shapes = jax.eval_shape(make().init, params)
-            nbytes = sum(
-                int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(shapes)
-            )
-            per_param = nbytes / n
-            arrays = [f"{jnp.dtype(x.dtype).name}{list(x.shape)}" for x in jax.tree.leaves(shapes)]
-            rows.append(
-                {
-                    "transform": name,
-                    "state B/param": round(per_param, 3),
-                    "state arrays": " ".join(a.replace(f"[{n}]", "[N]") for a in arrays) or "none",
-                }
-            )
-        except Exception as err:  # noqa: BLE001 - report, do not hide
-            rows.append({"transform": name, "state B/param": None, "state arrays": f"error: {err}"})
-    return rows
+    for r in rows:
+        b = ms.get((r["base"], r["mode"])) or ms.get((r["base"], "per-call"))
+        r["vs base"] = r["ms"] / b if b and r["ms"] is not None else None
+    summary = []
+    for name in dict.fromkeys(r["variant"] for r in rows if r["variant"] != r["base"]):
+        mine = [r for r in rows if r["variant"] == name]
+        entry = {"variant": name, "base": mine[0]["base"]}
+        for r in mine:
+            entry[f"{r['mode']} vs base"] = r["vs base"]
+            if r.get("skipped"):
+                entry["note"] = r["skipped"]
+        entry["state B/param"] = state.get(name)
+        entry["base state B/param"] = state.get(mine[0]["base"])
+        summary.append(entry)
+    return summary
 
 
-# --------------------------------------------------------------------------------------------
-# correctness on the device
-# --------------------------------------------------------------------------------------------
-
-
-def run_checks(size: int, leaves: int, dtype: Any, seed: int) -> list[dict[str, Any]]:
-    """On the current default device: prox steps vs float64 NumPy, fast path vs plain path."""
+def run_checks(size: int, leaves: int, seed: int) -> list[dict[str, Any]]:
+    """On the default device: proximal steps vs float64 NumPy, the fast path vs the plain path."""
     params, grads = make_tree(size, leaves, jnp.float32, seed)
     grads = jax.tree.map(lambda g: 1e3 * g, grads)  # unit scale: some coordinates survive
     p64 = {k: np.asarray(x, np.float64) for k, x in params.items()}
     g64 = {k: np.asarray(x, np.float64) for k, x in grads.items()}
-    lr, lam = 0.1, 0.5  # large enough that a good fraction is zeroed
+    lr, lam = 0.1, 0.5
     checks = []
 
-    def add(name, err, tol, zeros_match=True, extra=""):
+    def against_numpy(name, tx, reference, tol):
+        new = optax.apply_updates(params, jax.jit(tx.update)(grads, tx.init(params), params)[0])
+        err, zeros, n_zero, total = 0.0, True, 0, 0
+        for k in params:
+            ref, got = reference(p64[k], g64[k]), np.asarray(new[k], np.float64)
+            err = max(err, float(np.max(np.abs(got - ref) / np.maximum(1, np.abs(ref)))))
+            zeros &= bool(np.array_equal(got == 0, ref == 0))
+            n_zero, total = n_zero + int((got == 0).sum()), total + got.size
+        ok = zeros and 0 < n_zero < total
+        add(name, err, tol, ok, f"{n_zero} exact zeros of {total}")
+
+    def add(name, err, tol, zeros_match, note=""):
         ok = bool(err <= tol and zeros_match)
         checks.append(
             {
                 "check": name,
-                "max_err": float(err),
+                "max_err": err,
                 "tol": tol,
                 "zeros_match": zeros_match,
                 "ok": ok,
-                "note": extra,
+                "note": note,
             }
         )
 
-    # 1. soft threshold / ISTA step vs NumPy
-    tx = l1optax.with_l1(optax.sgd(lr), lam, learning_rate=lr)
-    u, _ = jax.jit(tx.update)(grads, tx.init(params), params)
-    new = optax.apply_updates(params, u)
-    err, zeros = 0.0, True
-    n_zero = 0
-    for k in params:
-        z = p64[k] - lr * g64[k]
-        ref = np.sign(z) * np.maximum(np.abs(z) - lr * lam, 0)
-        got = np.asarray(new[k], np.float64)
-        err = max(err, float(np.max(np.abs(got - ref) / np.maximum(1, np.abs(ref)), initial=0)))
-        zeros &= bool(np.array_equal(got == 0, ref == 0))
-        n_zero += int((got == 0).sum())
-    total = sum(x.size for x in params.values())
-    add(
-        "sgd + l1_prox vs NumPy f64 (rel err)",
-        err,
+    def soft(z, t):
+        return np.sign(z) * np.maximum(np.abs(z) - t, 0)
+
+    against_numpy(
+        "chain(sgd, l1_prox) vs NumPy f64 (rel err)",
+        optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam)),
+        lambda p, g: soft(p - lr * g, lr * lam),
         4 * 2.0**-23,
-        zeros and 0 < n_zero < total,
-        f"{n_zero} exact zeros of {total}",
     )
-
-    # 2. prox_adam first step vs NumPy (m_hat = g, v_hat = g^2, d = |g| + eps)
-    if hasattr(l1optax, "prox_adam"):
-        tx = l1optax.prox_adam(lr, lam)
-        u, _ = jax.jit(tx.update)(grads, tx.init(params), params)
-        new = optax.apply_updates(params, u)
-        err, zeros, n_zero = 0.0, True, 0
-        for k in params:
-            d = np.abs(g64[k]) + 1e-8
-            z = p64[k] - lr * g64[k] / d
-            ref = np.sign(z) * np.maximum(np.abs(z) - lr * lam / d, 0)
-            got = np.asarray(new[k], np.float64)
-            err = max(err, float(np.max(np.abs(got - ref) / np.maximum(1, np.abs(ref)), initial=0)))
-            zeros &= bool(np.array_equal(got == 0, ref == 0))
-            n_zero += int((got == 0).sum())
-        total = sum(x.size for x in params.values())
-        add(
-            "prox_adam step 1 vs NumPy f64 (rel err)",
-            err,
-            1e-5,
-            zeros and 0 < n_zero < total,
-            f"{n_zero} exact zeros of {total}",
-        )
-
-    # 3. fast path vs plain path, 3 Adam + prox steps from the same grads
+    d = lambda g: np.abs(g) + 1e-8  # noqa: E731 - Adam's first step: m_hat = g, sqrt(v_hat) = |g|
+    against_numpy(
+        "prox_adam step 1 vs NumPy f64 (rel err)",
+        l1optax.prox_adam(lr, lam),
+        lambda p, g: soft(p - lr * g / d(g), lr * lam / d(g)),
+        1e-5,
+    )
     layout = l1optax.flat_layout(params)
-    for name, make in (
-        ("adam + l1_prox", lambda: l1optax.with_l1(optax.adam(lr), lam, learning_rate=lr)),
-        ("prox_adam", lambda: l1optax.prox_adam(lr, lam)),
+    for name, tx in (
+        ("chain(adam, l1_prox)", optax.chain(optax.adam(lr), l1optax.l1_prox(lr, lam))),
+        ("prox_adam", l1optax.prox_adam(lr, lam)),
     ):
-        if name == "prox_adam" and not hasattr(l1optax, "prox_adam"):
-            continue
-        tx = make()
-        step = jax.jit(lambda p, s, g, tx=tx: _step_fn(Variant("", "", "tx"), tx)(p, s, g))
-        p_tree, s_tree = params, tx.init(params)
-        p_flat, s_flat = layout.ravel(params), tx.init(layout.ravel(params))
-        g_flat = layout.ravel(grads)
-        for _ in range(3):
-            p_tree, s_tree = step(p_tree, s_tree, grads)
-            p_flat, s_flat = step(p_flat, s_flat, g_flat)
-        a = np.concatenate([np.asarray(x, np.float64) for x in jax.tree.leaves(p_tree)])
-        b = np.asarray(p_flat["float32"], np.float64)
-        add(
-            f"fast path vs plain: {name}, 3 steps (abs err)",
-            float(np.max(np.abs(a - b))),
-            1e-6,
-            bool(np.array_equal(a == 0, b == 0)),
+        step = jax.jit(step_fn(Variant(name, name, lambda tx=tx: tx, 7), tx))
+        tree, flat = (
+            (params, tx.init(params)),
+            (layout.ravel(params), tx.init(layout.ravel(params))),
         )
+        for _ in range(3):
+            tree, flat = step(*tree, grads), step(*flat, layout.ravel(grads))
+        a = np.concatenate([np.asarray(x, np.float64) for x in jax.tree.leaves(tree[0])])
+        b = np.asarray(flat[0]["float32"], np.float64)
+        add(f"fast path vs plain: {name}, 3 steps (abs err)", float(np.max(np.abs(a - b))), 1e-6,
+            bool(np.array_equal(a == 0, b == 0)))  # fmt: skip
     return checks
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------------------------
 
 
 def parse_size(text: str) -> int:
@@ -626,146 +432,85 @@ def parse_size(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Byte model, variants and modes: see the module docstring.",
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--size",
-        type=parse_size,
-        default=parse_size("8M"),
-        help="total number of parameters, e.g. 8M, 512M, 64K (default 8M = 2**23)",
-    )
-    p.add_argument("--leaves", type=int, default=8, help="number of parameter arrays (default 8)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument(
-        "--mode",
-        choices=["per-call", "loop", "both"],
-        default="both",
-        help="time each jitted call, K steps in one jitted fori_loop, or both",
-    )
-    p.add_argument("--loop-steps", type=int, default=10, help="K for --mode loop (default 10)")
-    p.add_argument("--repeats", type=int, default=20, help="timed calls per variant (>= 20)")
-    p.add_argument(
+    add = p.add_argument
+    add("--size", type=parse_size, default=parse_size("8M"), help="total parameters (8M, 64K, 1e6)")
+    add("--leaves", type=int, default=8, help="number of parameter arrays (default 8)")
+    add("--dtype", choices=["float32", "bfloat16"], default="float32")
+    add("--mode", choices=["per-call", "loop", "both"], default="both")
+    add("--loop-steps", type=int, default=10, help="steps per jitted fori_loop (default 10)")
+    add("--repeats", type=int, default=20, help="timed calls per variant (>= 20 to report)")
+    add("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    add(
         "--rounds",
         type=int,
         default=1,
-        help="variants take turns in R rounds of repeats/R calls (all kept in memory; use 4-5 "
-        "on a shared CPU, 1 for large sizes on a GPU; default 1)",
+        help="variants take turns in R rounds (4-5 on a shared CPU)",
     )
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
-    p.add_argument(
-        "--only",
-        default=None,
-        help="comma-separated substrings: run only variants whose name contains one",
-    )
-    p.add_argument(
-        "--family",
-        choices=["all", "sgd", "adam"],
-        default="all",
-        help="only the sgd-type or adam-type variants (default all)",
-    )
-    p.add_argument(
-        "--no-base",
-        action="store_true",
-        help="with --only: do not add the base optimizers (ratios then need another run)",
-    )
-    p.add_argument(
-        "--grads",
-        choices=["input", "loss"],
-        default="input",
-        help="input: gradients are passed in (the optimizer step alone); loss: computed inside "
-        "the step from a stand-in loss (counts producing a flat gradient; PyTorch peers always "
-        "use stored gradients)",
-    )
-    p.add_argument(
-        "--budget-s",
-        type=float,
-        default=None,
-        help="with --rounds 1: stop starting new variants after this many seconds (those left "
-        "are listed as skipped), so a slow many-leaf compile cannot eat a fixed time slot",
-    )
-    p.add_argument("--no-flat", action="store_true", help="skip the fast-path (flat) variants")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="first check correctness on the device (exit 1 on failure)",
-    )
-    p.add_argument("--check-only", action="store_true", help="only run the checks")
-    p.add_argument("--json", metavar="PATH", default=None, help="also write all results as JSON")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke mode: 64K params, 3 repeats, 1 warm-up, 2 loop steps",
-    )
+    add("--budget-s", type=float, default=None, help="start no new variant after this many seconds")
+    add("--family", default="all", help="comma-separated optax bases to keep, e.g. adam,rmsprop")
+    add("--only", default=None, help="comma-separated substrings of variant names to keep")
+    add("--no-base", action="store_true", help="with --only: do not add the base rows")
+    add("--no-flat", action="store_true", help="skip the fast-path (flat:) variants")
+    add("--no-torch", action="store_true", help="skip the PyTorch peers")
+    add("--check", action="store_true", help="check correctness on the device first (exit 1)")
+    add("--check-only", action="store_true", help="only run the checks")
+    add("--json", metavar="PATH", default=None, help="also write all results as JSON")
+    add("--seed", type=int, default=0)
+    add("--quick", action="store_true", help="smoke mode: 64K params, 3 repeats, 2 loop steps")
     return p
+
+
+def select(all_variants: list[Variant], args: argparse.Namespace) -> list[Variant]:
+    chosen = [v for v in all_variants if not (args.no_flat and v.kind == "flat")]
+    if args.family != "all":
+        bases = {f.strip() for f in args.family.split(",")}
+        chosen = [v for v in chosen if v.base.removeprefix("optax.").split("(")[0] in bases]
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",") if k.strip()]
+        picked = [v for v in chosen if any(k in v.name for k in keys)]
+        needed = set() if args.no_base else {v.base for v in picked}
+        chosen = [v for v in chosen if v in picked or (v.is_base and v.name in needed)]
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     if args.quick:
         args.size, args.repeats, args.warmup, args.loop_steps = 2**16, 3, 1, 2
-    elif args.repeats < 20:
-        print(f"note: --repeats {args.repeats} < 20: not a reportable median", file=sys.stderr)
-    dtype = jnp.dtype(args.dtype)
     env = _timing.environment()
-    config = {
-        "size": args.size,
-        "leaves": args.leaves,
-        "params_per_leaf": max(1, args.size // args.leaves),
-        "dtype": args.dtype,
-        "repeats": args.repeats,
-        "warmup": args.warmup,
-        "loop_steps": args.loop_steps,
-        "rounds": args.rounds,
-        "grads": args.grads,
-        "lr": LR,
-        "l1reg": LAM,
-    }
+    config = {k: getattr(args, k) for k in ("size", "leaves", "dtype", "repeats", "warmup")}
+    config |= {"loop_steps": args.loop_steps, "rounds": args.rounds, "lr": LR, "l1reg": LAM}
     print(
-        f"# step_overhead: {env['device']} ({env['platform']}), jax {env['jax']}, "
-        f"optax {env['optax']}, {env['date_utc']}, load {env.get('load_avg_1m')}"
-    )
-    print(
-        f"# N = {args.size:,} {args.dtype} params in {args.leaves} leaves; median of "
-        f"{args.repeats} after {args.warmup} warm-up; loop = {args.loop_steps} steps/call\n"
+        f"# step_overhead: {env['device']} ({env['platform']}), jax {env['jax']}, optax "
+        f"{env['optax']}, {env['date_utc']}, load {env.get('load_avg_1m')}\n# N = {args.size:,} "
+        f"{args.dtype} params in {args.leaves} leaves; median of {args.repeats} after "
+        f"{args.warmup} warm-up; loop = {args.loop_steps} steps/call\n"
     )
     result: dict[str, Any] = {"env": env, "config": config}
 
     if args.check or args.check_only:
-        checks = run_checks(min(args.size, 2**20), min(args.leaves, 64), dtype, args.seed)
-        result["checks"] = checks
+        result["checks"] = run_checks(min(args.size, 2**20), min(args.leaves, 64), args.seed)
         print("## correctness on the device\n")
-        print(
-            _timing.markdown_table(checks, ["check", "max_err", "tol", "zeros_match", "ok", "note"])
-        )
-        print()
-        if not all(c["ok"] for c in checks):
+        cols = ["check", "max_err", "tol", "zeros_match", "ok", "note"]
+        print(_timing.markdown_table(result["checks"], cols) + "\n")
+        failed = not all(c["ok"] for c in result["checks"])
+        if failed or args.check_only:
             if args.json:
                 _timing.write_json(args.json, result)
-            print("CHECK FAILED", file=sys.stderr)
-            raise SystemExit(1)
-        if args.check_only:
-            if args.json:
-                _timing.write_json(args.json, result)
+            if failed:
+                print("CHECK FAILED", file=sys.stderr)
+                raise SystemExit(1)
             return result
 
-    variants = jax_variants(flat=not args.no_flat)
-    if args.family != "all":
-        variants = [v for v in variants if v.family in (args.family, "penalty")]
-    if args.only:
-        keys = [k.strip() for k in args.only.split(",") if k.strip()]
-        variants = [
-            v for v in variants if (v.base and not args.no_base) or any(k in v.name for k in keys)
-        ]
-    params, grads = make_tree(args.size, args.leaves, dtype, args.seed)
+    chosen = select(variants(), args)
+    params, grads = make_tree(args.size, args.leaves, jnp.dtype(args.dtype), args.seed)
     modes = ["per-call", "loop"] if args.mode == "both" else [args.mode]
     rows: list[dict[str, Any]] = []
     for mode in modes:
-        rows += run_jax_variants(
-            variants,
+        rows += run_variants(
+            chosen,
             params,
             grads,
             mode=mode,
@@ -773,69 +518,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warmup=args.warmup,
             loop_steps=args.loop_steps,
             rounds=args.rounds,
-            grads_mode=args.grads,
             budget_s=args.budget_s,
         )
     if not args.no_torch:
-        rows += torch_rows(
-            args.size, args.leaves, args.dtype, repeats=args.repeats, warmup=args.warmup
+        import _peers
+
+        rows += _peers.torch_rows(
+            args.size, args.leaves, args.dtype, LR, LAM, args.repeats, args.warmup
         )
+    result["rows"], result["ratios"] = rows, add_ratios(rows)
 
-    # ratios to the base optimizer of the same family, same mode, same process
-    base = {
-        (r["family"], r["mode"]): r["ms"]
-        for r in rows
-        if r["variant"] in ("optax.sgd", "optax.adam")
-    }
-    for r in rows:
-        fam = "adam" if r["family"] == "penalty" else r["family"]
-        b = base.get((fam, r["mode"])) or base.get((fam, "per-call"))
-        r["vs base"] = r["ms"] / b if b and r["ms"] is not None else None
-        r["base"] = f"optax.{fam}"
-    result["rows"] = rows
-
+    columns = ["variant", "ms", "best ms", "GB/s", "vs base", "arrays_in", "state_B/param"]
+    columns += ["peak MiB", "temp MiB", "compile s"]
+    mib = lambda b: None if b is None else b / 2**20  # noqa: E731
     for mode in modes:
-        mode_rows = [r for r in rows if r["mode"] == mode]
-        title = {
-            "per-call": "per call (dispatch included)",
-            "loop": f"inside one jitted fori_loop of {args.loop_steps} steps (per step)",
-        }[mode]
-        print(f"## {title}\n")
-        mib = lambda b: None if b is None else b / 2**20  # noqa: E731
+        title = "per call (dispatch included)" if mode == "per-call" else (
+            f"inside one jitted fori_loop of {args.loop_steps} steps (per step)")  # fmt: skip
         table = [
             dict(r, **{"peak MiB": mib(r.get("peak_bytes")), "temp MiB": mib(r.get("temp_bytes"))})
-            for r in mode_rows
+            for r in rows
+            if r["mode"] == mode
         ]
-        print(
-            _timing.markdown_table(
-                table,
-                [
-                    "variant",
-                    "ms",
-                    "best ms",
-                    "GB/s",
-                    "vs base",
-                    "arrays_in",
-                    "state_B/param",
-                    "peak MiB",
-                    "temp MiB",
-                    "compile s",
-                ],
-            )
-        )
-        print()
-    result["state_bytes"] = state_bytes_table(dtype)
-    print(f"## optimizer state per parameter ({args.dtype} params)\n")
+        print(f"## {title}\n\n{_timing.markdown_table(table, columns)}\n")
+    ratio_cols = ["variant", "base", *(f"{m} vs base" for m in modes)]
+    ratio_cols += ["state B/param", "base state B/param", "note"]
+    print("## each variant against its optax base (same process)\n")
+    print(_timing.markdown_table(result["ratios"], ratio_cols) + "\n")
     print(
-        _timing.markdown_table(
-            result["state_bytes"], ["transform", "state B/param", "state arrays"]
-        )
-    )
-    print()
-    print(
-        "vs base = median time / the same mode's optax.sgd or optax.adam (penalty rows: adam); "
-        "GB/s counts 3 (sgd), 7 (adam) or 2 (penalty) passes x itemsize x N (at the median); "
-        "best ms = the fastest call (less sensitive to load from other processes)."
+        "vs base = median time / the base's median, same mode; GB/s = passes x itemsize x N / "
+        "median; state B/param = optimizer-state bytes per parameter (int32 counts included)."
     )
     if args.json:
         _timing.write_json(args.json, result)

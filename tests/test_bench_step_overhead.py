@@ -1,8 +1,8 @@
-"""Smoke test: ``benchmarks/step_overhead.py`` runs in its quickest mode and reports sane numbers.
+"""``benchmarks/step_overhead.py`` runs in its quick mode and reports numbers that add up.
 
-No timing assertions (the machine is shared); the checks are on the table and JSON shape, on the
-byte model, on the memory/state accounting against values computed here independently, and on the
-device-correctness checks the GPU script relies on.
+No timing assertions (the machine is shared): the checks are on which pairs are timed, the ratio
+and byte arithmetic, the state bytes against ``jax.eval_shape``, and the device checks that
+``benchmarks/gpu.sh`` relies on.
 """
 
 from __future__ import annotations
@@ -11,22 +11,23 @@ import importlib.util
 import json
 import math
 import os
-import subprocess
 import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 
 import l1optax
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks")
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
-def _load(name):
+@pytest.fixture(scope="module")
+def bench():
     spec = importlib.util.spec_from_file_location(
-        f"l1optax_bench_{name}", os.path.join(BENCH, f"{name}.py")
+        "l1optax_bench_step_overhead", os.path.join(BENCH, "step_overhead.py")
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -39,37 +40,21 @@ def _load(name):
 
 
 @pytest.fixture(scope="module")
-def bench():
-    return _load("step_overhead")
-
-
-@pytest.fixture(scope="module")
-def quick_result(bench, tmp_path_factory):
+def quick(bench, tmp_path_factory):
+    """One per-call run of the SGD and Adam families (flat rows included), with the checks."""
     path = tmp_path_factory.mktemp("bench") / "out.json"
-    result = bench.main(["--quick", "--leaves", "4", "--no-torch", "--check", "--json", str(path)])
+    argv = ["--quick", "--leaves", "2", "--no-torch", "--mode", "per-call", "--family", "sgd,adam"]
+    result = bench.main([*argv, "--check", "--json", str(path)])
     with open(path, encoding="utf-8") as f:
         return result, json.load(f)
 
 
-def test_help_runs():
-    out = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "step_overhead.py"), "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    for flag in (
-        "--size",
-        "--leaves",
-        "--dtype",
-        "--mode",
-        "--repeats",
-        "--json",
-        "--quick",
-        "--check",
-    ):
-        assert flag in out.stdout
+def test_help_lists_the_flags_gpu_sh_uses(bench):
+    text = bench.build_parser().format_help()
+    for flag in ("--size", "--leaves", "--dtype", "--mode", "--repeats", "--json", "--quick"):
+        assert flag in text
+    for flag in ("--check-only", "--family", "--only", "--budget-s", "--no-base", "--no-torch"):
+        assert flag in text
 
 
 def test_parse_size(bench):
@@ -77,220 +62,129 @@ def test_parse_size(bench):
     assert bench.parse_size("64k") == 64 * 2**10
     assert bench.parse_size("1G") == 2**30
     assert bench.parse_size("1e6") == 10**6
-    assert bench.parse_size("0.5M") == 2**19
 
 
-def test_quick_run_has_every_variant_in_both_modes(quick_result):
-    result, on_disk = quick_result
+def test_each_exported_prox_optimizer_is_paired_with_its_optax_base(bench, monkeypatch):
+    monkeypatch.setattr(l1optax, "prox_nadam", lambda lr, lam: optax.nadam(lr), raising=False)
+    monkeypatch.delattr(l1optax, "prox_rmsprop", raising=False)
+    pairs = {v.name: v.base for v in bench.variants() if v.kind == "tx"}
+    assert pairs["prox_sgd"] == "optax.sgd" and pairs["prox_adam"] == "optax.adam"
+    assert pairs["prox_nadam"] == "optax.nadam"  # resolved at run time
+    assert "prox_rmsprop" not in pairs and "optax.rmsprop" not in pairs
+    assert pairs["chain(adam, l1_prox)"] == pairs["adam + with_l1(proximal)"] == "optax.adam"
+    for prox_name, base, kwargs, _ in bench.PAIRS:
+        if hasattr(l1optax, prox_name):
+            assert pairs[prox_name] == bench._base_name(base, kwargs)
+    assert bench._base_name("adamw", {"weight_decay": 0.0}) == "optax.adamw(weight_decay=0)"
+
+
+def test_rows_add_up_ratios_bytes_and_arrays(quick):
+    result, on_disk = quick
     rows = on_disk["rows"]
-    names = {r["variant"] for r in rows}
-    expected = {
-        "optax.sgd",
-        "optax.adam",
-        "sgd + with_l1(subgradient)",
-        "adam + with_l1(subgradient)",
-        "sgd + with_l1(proximal)",
-        "adam + with_l1(proximal)",
-        "sgd + penalty in loss",
-        "adam + penalty in loss",
-        "grad of penalty alone",
-        "optax.flatten(adam + prox)",
-        "flat: optax.adam",
-        "flat: adam + with_l1(proximal)",
-    }
-    if hasattr(l1optax, "prox_adam"):
-        expected |= {"prox_adam", "flat: prox_adam"}
-    if hasattr(l1optax, "prox_sgd"):
-        expected |= {"prox_sgd", "flat: prox_sgd"}
-    assert expected <= names
-    for mode in ("per-call", "loop"):
-        mode_names = {r["variant"] for r in rows if r["mode"] == mode}
-        assert expected <= mode_names
-    assert on_disk["config"]["size"] == 2**16 and on_disk["config"]["leaves"] == 4
-    assert on_disk["env"]["jax"] == jax.__version__
-    assert len(result["rows"]) == len(rows)
-
-
-def test_rows_are_consistent_with_the_byte_model(quick_result):
-    _, on_disk = quick_result
-    n = on_disk["config"]["size"]
-    for r in on_disk["rows"]:
+    assert len(result["rows"]) == len(rows) and on_disk["env"]["jax"] == jax.__version__
+    n, leaves = on_disk["config"]["size"], on_disk["config"]["leaves"]
+    ms = {r["variant"]: r["ms"] for r in rows}
+    for name in ("optax.sgd", "optax.adam", "prox_sgd", "prox_adam", "chain(adam, l1_prox)"):
+        assert name in ms
+    for r in rows:
         assert r["ms"] > 0 and math.isfinite(r["ms"])
-        passes = {"sgd": 3, "adam": 7, "penalty": 2}[r["family"]]
+        assert r["vs base"] == pytest.approx(r["ms"] / ms[r["base"]], rel=1e-9)
+        passes = 3 if r["base"] == "optax.sgd" else 7
         assert r["GB/s"] == pytest.approx(passes * 4 * n / (r["ms"] * 1e-3) / 1e9, rel=1e-9)
-        base = "optax.adam" if r["family"] in ("adam", "penalty") else "optax.sgd"
-        base_ms = next(
-            b["ms"] for b in on_disk["rows"] if b["variant"] == base and b["mode"] == r["mode"]
-        )
-        assert r["vs base"] == pytest.approx(r["ms"] / base_ms, rel=1e-9)
-        if r["variant"] in ("optax.sgd", "optax.adam"):
-            assert r["vs base"] == 1.0
+        assert r["peak_bytes"] is None or r["argument_bytes"] >= 2 * 4 * n  # params + grads
+    row = {r["variant"]: r for r in rows}
+    assert row["optax.adam"]["arrays_in"] == 4 * leaves + 1  # p, g, mu, nu per leaf + count
+    assert row["flat: optax.adam"]["arrays_in"] == 4 + 1  # one buffer each
+    assert row["optax.sgd"]["arrays_in"] == 2 * leaves
+    assert row["optax.adam"]["state_B/param"] == pytest.approx(8 + 4 / n)
+    assert row["adam + with_l1(subgradient)"]["state_B/param"] == pytest.approx(8 + 4 / n)
 
 
-def test_arrays_passed_per_call_and_state_bytes(quick_result):
-    """Leaf counting: plain Adam passes p, g, m, v per leaf (+ count); the fast path 4 buffers."""
-    _, on_disk = quick_result
-    leaves = on_disk["config"]["leaves"]
-    row = {(r["variant"], r["mode"]): r for r in on_disk["rows"]}
-    assert row["optax.adam", "per-call"]["arrays_in"] == 4 * leaves + 1
-    assert row["flat: optax.adam", "per-call"]["arrays_in"] == 4 + 1
-    assert row["optax.sgd", "per-call"]["arrays_in"] == 2 * leaves
-    assert row["flat: optax.sgd", "per-call"]["arrays_in"] == 2
-    n = on_disk["config"]["size"]
-    assert row["optax.adam", "per-call"]["state_B/param"] == pytest.approx(8 + 4 / n)
-    assert row["sgd + with_l1(proximal)", "per-call"]["state_B/param"] == pytest.approx(4 / n)
-    assert row["sgd + with_l1(subgradient)", "per-call"]["state_B/param"] == 0
+def test_ratio_table_has_each_variant_against_its_base_with_state_bytes(quick):
+    _, on_disk = quick
+    table = {r["variant"]: r for r in on_disk["ratios"]}
+    assert "optax.adam" not in table  # bases are the denominators, not rows
+    rows = {r["variant"]: r for r in on_disk["rows"]}
+    params = {f"p{i:04d}": jax.ShapeDtypeStruct((on_disk["config"]["size"] // 2,), jnp.float32)
+              for i in range(2)}  # fmt: skip
+    for name, entry in table.items():
+        assert entry["per-call vs base"] == rows[name]["vs base"]
+        assert entry["base state B/param"] == rows[entry["base"]]["state_B/param"]
+    shapes = jax.eval_shape(l1optax.prox_adam(1e-3, 1e-2).init, params)
+    nbytes = sum(np.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(shapes))
+    assert table["prox_adam"]["state B/param"] == pytest.approx(nbytes / on_disk["config"]["size"])
 
 
-def test_memory_analysis_reported(quick_result):
-    _, on_disk = quick_result
-    n = on_disk["config"]["size"]
-    for r in on_disk["rows"]:
-        if r["variant"].startswith("torch"):
-            continue
-        if r["peak_bytes"] is None:  # backend without memory_analysis
-            continue
-        # the step holds at least params + grads
-        assert r["argument_bytes"] >= (2 if r["family"] != "penalty" else 1) * 4 * n
-        assert r["peak_bytes"] >= r["argument_bytes"] - r["alias_bytes"]
-
-
-def test_state_bytes_table_matches_eval_shape(quick_result):
-    _, on_disk = quick_result
-    table = {r["transform"]: r for r in on_disk["state_bytes"]}
-    assert table["optax.adam"]["state B/param"] == pytest.approx(8.0, abs=1e-3)
-    assert table["l1_prox"]["state B/param"] == pytest.approx(0.0, abs=1e-3)
-    assert table["add_l1_subgradient"]["state B/param"] == 0
-    if "prox_adam" in table:
-        assert table["prox_adam"]["state B/param"] == table["optax.adam"]["state B/param"]
-    for name in ("cumulative_l1", "ftrl"):
-        if hasattr(l1optax, name):
-            assert table[name]["state B/param"] is not None, table[name]
-
-
-def test_device_checks_pass_and_would_catch_a_wrong_prox(bench, quick_result, monkeypatch):
-    _, on_disk = quick_result
-    assert on_disk["checks"] and all(c["ok"] for c in on_disk["checks"])
-    # a prox that thresholds at twice the strength must fail the NumPy check
-    real = bench.l1optax.with_l1
-    monkeypatch.setattr(bench.l1optax, "with_l1", lambda opt, lam, **kw: real(opt, 2 * lam, **kw))
-    checks = bench.run_checks(4096, 4, jnp.float32, 0)
-    assert not checks[0]["ok"]
-
-
-def test_table_printed(capsys, bench):
-    bench.main(
-        [
-            "--quick",
-            "--leaves",
-            "2",
-            "--no-torch",
-            "--mode",
-            "per-call",
-            "--only",
-            "proximal",
-            "--no-flat",
-        ]
-    )
-    out = capsys.readouterr().out
-    assert "| variant | ms | best ms | GB/s | vs base |" in out
-    assert "| sgd + with_l1(proximal) |" in out and "| optax.adam |" in out
-    assert "## optimizer state per parameter" in out
-    assert "fori_loop" not in out  # --mode per-call prints no loop table
-
-
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
-def test_torch_peers_when_installed(bench):
-    rows = bench.torch_rows(2**12, 4, "float32", repeats=2, warmup=1)
-    names = [r["variant"] for r in rows]
-    assert any(n.startswith("torch Adam(") and n.endswith(")") for n in names)
-    assert any("softshrink" in n for n in names)
-    assert "torch grad of penalty alone" in names
-    assert all(r["ms"] > 0 for r in rows)
-
-
-def test_grads_from_a_loss_mode(bench):
-    """--grads loss: the gradient is produced inside the step (flat: through unravel)."""
+def test_loop_mode_times_inside_one_fori_loop(bench):
     result = bench.main(
-        [
-            "--quick",
-            "--leaves",
-            "8",
-            "--no-torch",
-            "--mode",
-            "per-call",
-            "--grads",
-            "loss",
-            "--family",
-            "adam",
-            "--only",
-            "flat:,proximal",
-        ]
+        ["--quick", "--leaves", "2", "--no-torch", "--mode", "loop", "--only", "prox_adam"]
     )
-    assert result["config"]["grads"] == "loss"
-    row = {r["variant"]: r for r in result["rows"]}
-    assert {"optax.adam", "flat: optax.adam", "adam + with_l1(proximal)"} <= set(row)
-    # params + state + the scalar x: the gradients are no longer passed in
-    assert row["optax.adam"]["arrays_in"] == 3 * 8 + 1 + 1
-    assert row["flat: optax.adam"]["arrays_in"] == 3 + 1 + 1
-    # the flat gradient is materialised once (one concatenation): temp >= one buffer
-    n = result["config"]["size"]
-    if row["flat: optax.adam"]["temp_bytes"] is not None:
-        assert row["flat: optax.adam"]["temp_bytes"] >= 4 * n
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"optax.adam", "prox_adam", "flat: prox_adam"}  # + its base, nothing else
+    assert all(r["mode"] == "loop" for r in rows.values())
+    assert result["ratios"][0]["loop vs base"] == rows["prox_adam"]["vs base"]
 
 
-def test_step_functions_compute_the_right_gradients(bench):
-    """The penalty-in-loss step's gradient is g + lam*sign(p) (vs NumPy), in both grads modes."""
-    import numpy as np
+def test_device_checks_pass_and_would_catch_a_wrong_prox(bench, quick, monkeypatch):
+    _, on_disk = quick
+    assert len(on_disk["checks"]) >= 2 and all(c["ok"] for c in on_disk["checks"])
+    assert (
+        sum("vs NumPy" in c["check"] for c in on_disk["checks"]) >= 2
+    )  # gpu.sh's test reads these
+    real = bench.l1optax.l1_prox
+    monkeypatch.setattr(bench.l1optax, "l1_prox", lambda lr, lam, **kw: real(lr, 2 * lam, **kw))
+    assert not bench.run_checks(4096, 4, 0)[0]["ok"]
 
+
+def test_a_variant_that_cannot_be_built_is_reported_not_dropped(bench):
+    def broken():
+        raise ValueError("`with_l1(...)` needs the optimizer's metric")
+
+    params, grads = bench.make_tree(64, 1, jnp.float32, 0)
+    good = bench.Variant("optax.sgd", "optax.sgd", lambda: optax.sgd(1e-3), 3)
+    bad = bench.Variant("adam + with_l1(proximal)", "optax.adam", broken, 7)
+    rows = bench.run_variants([good, bad], params, grads, mode="per-call", repeats=1, warmup=0,
+                              loop_steps=2)  # fmt: skip
+    assert rows[0]["ms"] > 0
+    assert rows[1]["ms"] is None and "needs the optimizer's metric" in rows[1]["skipped"]
+    summary = {r["variant"]: r for r in bench.add_ratios(rows)}
+    assert summary["adam + with_l1(proximal)"]["note"].startswith("ValueError")
+
+
+def test_budget_stops_starting_new_variants(bench):
+    params, grads = bench.make_tree(64, 1, jnp.float32, 0)
+    sgd = bench.Variant("optax.sgd", "optax.sgd", lambda: optax.sgd(1e-3), 3)
+    rows = bench.run_variants([sgd, sgd], params, grads, mode="per-call", repeats=1, warmup=0,
+                              loop_steps=2, budget_s=0.0)  # fmt: skip
+    assert rows[0]["ms"] > 0 and rows[1]["skipped"] == "--budget-s spent"
+
+
+def test_penalty_in_loss_step_adds_lam_sign_p_to_the_gradient(bench):
     params, grads = bench.make_tree(64, 2, jnp.float32, 0)
     params["p0000"] = params["p0000"].at[0].set(0.0)
-    captured = {}
+    seen = {}
 
     class Spy:
         def update(self, g, s, p):
-            captured["g"] = g
+            seen["g"] = g
             return jax.tree.map(jnp.zeros_like, g), s
 
-    v = bench.Variant("x", "adam", "penalty_in_loss")
-    bench._step_fn(v, Spy())(params, None, grads)
+    bench.step_fn(bench.Variant("x", "x", Spy, 7, "penalty_in_loss"), Spy())(params, None, grads)
     for k in params:
         ref = np.asarray(grads[k], np.float64) + bench.LAM * np.sign(np.asarray(params[k]))
-        np.testing.assert_allclose(np.asarray(captured["g"][k]), ref, rtol=1e-6, atol=1e-9)
-    assert float(captured["g"]["p0000"][0]) == float(grads["p0000"][0])  # sign(0) = 0
-    x = jnp.asarray(0.5, jnp.float32)
-    layout = l1optax.flat_layout(params)
-    bench._step_fn(bench.Variant("x", "adam", "flat"), Spy(), grads="loss", layout=layout)(
-        layout.ravel(params), None, x
-    )
-    np.testing.assert_allclose(
-        np.asarray(captured["g"]["float32"]),
-        0.5 * np.concatenate([np.asarray(params[k]) for k in sorted(params)]),
-        rtol=1e-6,
-    )
+        np.testing.assert_allclose(np.asarray(seen["g"][k]), ref, rtol=1e-6, atol=1e-9)
+    assert float(seen["g"]["p0000"][0]) == float(grads["p0000"][0])  # sign(0) = 0
 
 
-def test_grads_loss_mode_with_rounds(bench):
-    """The interleaved (--rounds) path honours --grads loss too."""
-    result = bench.main(
-        [
-            "--quick",
-            "--leaves",
-            "4",
-            "--no-torch",
-            "--mode",
-            "per-call",
-            "--grads",
-            "loss",
-            "--family",
-            "sgd",
-            "--only",
-            "flat:",
-            "--rounds",
-            "2",
-        ]
-    )
-    row = {r["variant"]: r for r in result["rows"]}
-    assert row["optax.sgd"]["arrays_in"] == 4 + 1  # params + x, no gradient tree
-    assert row["flat: optax.sgd"]["arrays_in"] == 1 + 1
-    assert all(r["samples"] == 4 for r in result["rows"])  # 2 rounds x ceil(3 / 2)
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_torch_peers_when_installed():
+    sys.path.insert(0, BENCH)
+    try:
+        import _peers
+    finally:
+        sys.path.remove(BENCH)
+    rows = _peers.torch_rows(2**12, 4, "float32", 1e-3, 1e-2, 2, 1)
+    names = {r["variant"]: r for r in rows}
+    assert any(n.startswith("torch Adam(") and n.endswith("+ softshrink") for n in names)
+    assert names["torch SGD + softshrink"]["base"] == "optax.sgd"
+    assert all(r["ms"] > 0 for r in rows)
