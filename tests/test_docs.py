@@ -167,3 +167,13 @@ def test_a_new_module_gets_a_section_title_from_its_docstring(monkeypatch):
     monkeypatch.setitem(sys.modules, fake.__name__, fake)
     assert api.section_title(fake.__name__) == "Sparse training"
     assert api.section_title("l1optax._prox") == "Proximal operators"
+
+
+def test_summaries_render_inline_math_without_table_pipes():
+    def f():
+        r"""Proximal operator of :math:`\lambda\|\cdot\|_1` (see ``prox_l1``, :func:`~x.y`)."""
+
+    assert (
+        api.summary(f)
+        == r"Proximal operator of $\lambda\Vert \cdot\Vert _1$ (see `prox_l1`, `x.y`)."
+    )

@@ -34,8 +34,14 @@ PLACEHOLDERS = {
 }
 
 
+def _inline_math(match: re.Match[str]) -> str:
+    tex = match.group(1).replace("\\|", "\\Vert ").replace("|", "\\vert ")  # no table pipes
+    return f"${tex.strip()}$"
+
+
 def _rst_to_md(text: str) -> str:
-    return re.sub(r"``([^`]+)``", r"`\1`", re.sub(r":[a-z]+:`([^`]+)`", r"`\1`", text))
+    text = re.sub(r":math:`([^`]+)`", _inline_math, text)
+    return re.sub(r"``([^`]+)``", r"`\1`", re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text))
 
 
 def summary(obj: Any) -> str:
