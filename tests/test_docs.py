@@ -104,6 +104,15 @@ def test_results_page_is_results_md_with_links_the_site_can_resolve():
             assert (DOCS / "images" / target.removeprefix("../images/")).is_file()
 
 
+def test_a_page_missing_from_the_nav_is_appended_under_more(tmp_path):
+    (tmp_path / "a.md").write_text("# a")
+    (tmp_path / "new.md").write_text("# new")
+    (tmp_path / "_hooks").mkdir()
+    (tmp_path / "_hooks" / "x.md").write_text("# not a page")
+    assert api.complete_nav(["a.md"], tmp_path) == ["a.md", {"More": ["new.md"]}]
+    assert api.complete_nav(["a.md", "new.md"], tmp_path) == ["a.md", "new.md"]
+
+
 def test_every_page_is_in_the_nav_and_every_nav_entry_exists():
     nav = {a or b for a, b in _mkdocs_nav()}
     written = {

@@ -214,6 +214,29 @@ def results_page() -> dict[str, str]:
 # ------------------------------------------------------------------------------------------
 
 
+def _nav_paths(nav: Any) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [p for value in nav.values() for p in _nav_paths(value)]
+    if isinstance(nav, list):
+        return [p for entry in nav for p in _nav_paths(entry)]
+    return []
+
+
+def complete_nav(nav: list[Any], docs_dir: pathlib.Path) -> list[Any]:
+    """Appends hand-written pages that ``mkdocs.yml`` does not list, under "More", so a page
+    added by someone who cannot edit the nav is still reachable (and --strict still passes)."""
+    listed = set(_nav_paths(nav))
+    extra = sorted(
+        str(p.relative_to(docs_dir))
+        for p in docs_dir.rglob("*.md")
+        if not {"_hooks", "assets"} & set(p.relative_to(docs_dir).parts)
+        and str(p.relative_to(docs_dir)) not in listed
+    )
+    return nav + [{"More": extra}] if extra else nav
+
+
 def on_config(config, **kwargs):
     from mkdocs.exceptions import PluginError
 
@@ -233,6 +256,7 @@ def on_config(config, **kwargs):
                 for p in example_pages()
                 if not p.endswith("index.md")
             ]
+    config["nav"] = complete_nav(nav, pathlib.Path(config["docs_dir"]))
     return config
 
 
