@@ -42,6 +42,14 @@ from l1optax._optimizers import (
 from l1optax._penalty import l1_penalty
 from l1optax._prox import prox_l1, soft_threshold
 from l1optax._selection import keras_kernel_mask, param_paths, per_layer_l1reg, select
+from l1optax._sparse_training import (
+    FreezeSupportState,
+    TargetSparsityState,
+    freeze_support,
+    set_support,
+    sparsity_schedule,
+    target_sparsity,
+)
 from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
 from l1optax._transforms import (
     L1SubgradientState,
@@ -110,6 +118,13 @@ __all__ = [
     "prox_scad",
     "prox_top_k",
     "scad_penalty",
+    # sparse training by target
+    "FreezeSupportState",
+    "TargetSparsityState",
+    "freeze_support",
+    "set_support",
+    "sparsity_schedule",
+    "target_sparsity",
     # many-leaf fast path
     "FlatLayout",
     "flat_layout",
