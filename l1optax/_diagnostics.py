@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from l1optax import _selection
 from l1optax import _validation as v
 
 Tree = Any
@@ -43,7 +44,8 @@ def kkt_violation(
     Raises:
       ValueError: a concrete ``l1reg`` is negative or non-finite, or ``grads``, ``l1reg`` or
         ``mask`` does not match ``params``.
-      TypeError: a leaf of ``params`` is not floating-point.
+      TypeError: a penalized leaf of ``params`` is not floating-point (masked-out integer or
+        8-bit leaves are skipped), or ``mask`` is not a pytree of bools.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -59,17 +61,18 @@ def kkt_violation(
     """
     fn = "kkt_violation"
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
-    v.check_float_leaves(params, fn=fn)
-    if jax.tree.structure(grads, is_leaf=v.is_none) != jax.tree.structure(
-        params, is_leaf=v.is_none
-    ):
-        raise ValueError(
-            f"`{fn}(grads=...)` must have the structure of params; got "
-            f"{jax.tree.structure(grads)} for {jax.tree.structure(params)}"
-        )
+    v.check_same_structure(grads, params, fn=f"{fn}(grads=...)", names=("grads", "params"))
     lams = v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg")
     mask_tree = _full_mask_tree(mask, params, fn=fn)
-    out_dtype = _reduce_dtype(params)
+    # Masked-out leaves may be anything (integer step counters, say): they are skipped below.
+    v.check_float_leaves(v.drop_masked(params, mask_tree, fn=fn), fn=fn)
+    out_dtype = _reduce_dtype(
+        jax.tree.map(
+            lambda p: p if p is None or _checked_float(jnp.asarray(p)) else None,
+            params,
+            is_leaf=v.is_none,
+        )
+    )
     worst = jnp.zeros((), out_dtype)
     flat = zip(
         jax.tree_util.tree_leaves_with_path(params, is_leaf=v.is_none),
@@ -83,6 +86,8 @@ def kkt_violation(
             continue
         w = jnp.asarray(w)
         g = jnp.asarray(g)
+        if not m and not _checked_float(w):
+            continue
         if g.shape != w.shape:
             raise ValueError(
                 f"`{fn}(grads=...)` leaf {jax.tree_util.keystr(path) or '<root>'} has shape "
@@ -104,7 +109,10 @@ def kkt_violation(
 
 
 def lasso_duality_gap(
-    X: jax.Array | np.ndarray, y: jax.Array | np.ndarray, w: jax.Array | np.ndarray, alpha: float
+    X: jax.Array | np.ndarray,
+    y: jax.Array | np.ndarray,
+    w: jax.Array | np.ndarray,
+    alpha: float | jax.Array,
 ) -> jax.Array | np.floating:
     r"""The duality gap of the lasso in scikit-learn's scaling: an upper bound on suboptimality.
 
@@ -123,13 +131,14 @@ def lasso_duality_gap(
       X: the design matrix, shape ``(n, p)``.
       y: the targets, shape ``(n,)``.
       w: the coefficients, shape ``(p,)``.
-      alpha: the strength :math:`\alpha \ge 0` (scikit-learn's ``alpha``).
+      alpha: the strength :math:`\alpha \ge 0` (scikit-learn's ``alpha``), a scalar.
 
     Returns:
       A scalar: a NumPy float64 for concrete inputs, a JAX scalar under tracing.
 
     Raises:
-      ValueError: the shapes do not match, or a concrete ``alpha`` is negative or non-finite.
+      ValueError: the shapes do not match, ``alpha`` is not a scalar, or a concrete ``alpha`` is
+        negative or non-finite.
 
     Examples:
       >>> import numpy as np
@@ -148,6 +157,11 @@ def lasso_duality_gap(
     """
     fn = "lasso_duality_gap"
     v.check_strength(alpha, fn=fn, arg="alpha", allow_schedule=False)
+    if np.ndim(alpha) != 0:
+        raise ValueError(
+            f"`{fn}(alpha=...)` must be a scalar (scikit-learn's alpha), got shape "
+            f"{np.shape(alpha)}; for per-coordinate weights use kkt_violation"
+        )
     shapes = (np.shape(X), np.shape(y), np.shape(w))
     if len(shapes[0]) != 2 or shapes[1] != shapes[0][:1] or shapes[2] != shapes[0][1:]:
         raise ValueError(
@@ -181,15 +195,16 @@ def sparsity(params: Tree, *, mask: Tree | Callable[[Tree], Tree] | None = None)
     .. math:: \mathrm{fraction} = \#\{i : w_i = 0\} / \#\{i\}
 
     Args:
-      params: a pytree of arrays; None leaves are skipped. NaN counts as non-zero.
+      params: a pytree of arrays (``nnx.state(model)`` included); None leaves, and integer, bool
+        and PRNG-key leaves (step counters, RNG state), are skipped. NaN counts as non-zero.
       mask: a pytree of bools (a prefix of ``params``) or a callable giving one; only leaves
         whose mask is True are counted (e.g. to leave out biases).
 
     Returns:
       A dict ``{"zeros", "size", "fraction", "leaves"}``: int32 ``zeros`` and ``size`` and a
       float32 ``fraction`` for the counted leaves together (``fraction`` is 0 when nothing is
-      counted), and ``leaves``, a dict from each counted leaf's key path
-      (``jax.tree_util.keystr``, ``""`` for a bare array) to its own
+      counted), and ``leaves``, a dict from each counted leaf's path in :func:`param_paths`'
+      convention (``"dense1/kernel"``, ``""`` for a bare array) to its own
       ``{"zeros", "size", "fraction"}``. All values are JAX arrays, so it works under ``jax.jit``.
 
     Raises:
@@ -201,7 +216,7 @@ def sparsity(params: Tree, *, mask: Tree | Callable[[Tree], Tree] | None = None)
       >>> s = l1optax.sparsity({"b": jnp.zeros(2), "w": jnp.array([0.0, 1.0, 0.0, 2.0])},
       ...                      mask={"b": False, "w": True})
       >>> print(int(s["zeros"]), int(s["size"]), float(s["fraction"]), list(s["leaves"]))
-      2 4 0.5 ["['w']"]
+      2 4 0.5 ['w']
 
     References:
       Hoefler, Alistarh, Ben-Nun, Dryden & Peste, 2021, "Sparsity in deep learning: pruning and
@@ -213,16 +228,19 @@ def sparsity(params: Tree, *, mask: Tree | Callable[[Tree], Tree] | None = None)
     zeros = jnp.zeros((), jnp.int32)
     size = 0
     flat = zip(
-        jax.tree_util.tree_leaves_with_path(params, is_leaf=v.is_none),
+        _leaf_names(params),
+        jax.tree.leaves(params, is_leaf=v.is_none),
         jax.tree.leaves(mask_tree, is_leaf=v.is_none),
         strict=True,
     )
-    for (path, p), m in flat:
+    for name, p, m in flat:
         if p is None or not m:
             continue
         p = jnp.asarray(p)
+        if not jnp.issubdtype(p.dtype, jnp.inexact):
+            continue  # integer, bool and PRNG-key leaves: step counters and RNG state
         z = jnp.sum(p == 0, dtype=jnp.int32)
-        leaves[jax.tree_util.keystr(path)] = {
+        leaves[name] = {
             "zeros": z,
             "size": jnp.asarray(p.size, jnp.int32),
             "fraction": _fraction(z, p.size),
@@ -235,6 +253,22 @@ def sparsity(params: Tree, *, mask: Tree | Callable[[Tree], Tree] | None = None)
         "fraction": _fraction(zeros, size),
         "leaves": leaves,
     }
+
+
+def _leaf_names(params: Tree) -> list[str]:
+    """``param_paths``' name of every array leaf (None included), in ``tree.leaves`` order.
+
+    A box (``nnx.Variable``, Linen ``nn.Partitioned``) is named by its own path (``dense1/kernel``,
+    not ``['dense1']['kernel'].value``); a box holding several arrays adds their inner paths.
+    """
+    names = []
+    for path, node in jax.tree_util.tree_leaves_with_path(params, is_leaf=_selection._is_leaf):
+        outer = _selection._keys(path)
+        inner = jax.tree_util.tree_leaves_with_path(node, is_leaf=v.is_none)
+        for sub, _ in inner:
+            keys = outer if len(inner) == 1 else (*outer, *_selection._keys(sub))
+            names.append(_selection._path_string(keys))
+    return names
 
 
 def _fraction(zeros: jax.Array, size: int) -> jax.Array:
@@ -252,6 +286,14 @@ def _full_mask_tree(mask: Any, params: Tree, *, fn: str) -> Tree:
         params,
         is_leaf=v.is_none,
     )
+
+
+def _checked_float(x: jax.Array) -> bool:
+    try:
+        v.check_float_leaves(x, fn="")
+    except TypeError:
+        return False
+    return True
 
 
 def _reduce_dtype(params: Tree) -> Any:

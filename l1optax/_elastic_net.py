@@ -47,8 +47,10 @@ def elastic_net_penalty(
       A scalar array: float32, or float64 if any leaf is float64.
 
     Raises:
-      ValueError: a strength is negative, NaN or infinite, or a pytree does not match ``params``.
-      TypeError: a penalised leaf is not floating-point.
+      ValueError: a concrete strength is negative, NaN or infinite, a per-coordinate strength does
+        not broadcast to its leaf's shape, or a pytree does not match ``params``. A traced
+        (``jax.jit``) negative strength gives NaN.
+      TypeError: a penalised leaf is not floating-point (8-bit floats included).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -68,13 +70,14 @@ def elastic_net_penalty(
     l2s = jax.tree.leaves(v.broadcast_to_params(l2reg, params, fn=fn, arg="l2reg"))
 
     def leaf_penalty(p, lam1, lam2):
+        p = jnp.asarray(p)  # Python / NumPy scalars are leaves too
         acc = v.compute_dtype(p.dtype)
         real_acc = jnp.finfo(acc).dtype
         magnitude = abs_with_zero_subgradient(p.astype(acc)).astype(real_acc)
-        return jnp.sum(
-            jnp.asarray(lam1, real_acc) * magnitude
-            + 0.5 * jnp.asarray(lam2, real_acc) * magnitude * magnitude
-        )
+        # A traced negative strength cannot raise: it makes the penalty NaN instead.
+        lam1 = v.nan_if_negative(jnp.asarray(lam1, real_acc))
+        lam2 = v.nan_if_negative(jnp.asarray(lam2, real_acc))
+        return jnp.sum(lam1 * magnitude + 0.5 * lam2 * magnitude * magnitude)
 
     terms = [leaf_penalty(*t) for t in zip(jax.tree.leaves(params), l1s, l2s, strict=True)]
     if not terms:

@@ -32,6 +32,13 @@ def _is_scalar_or_schedule(value: Any) -> bool:
     return jnp.ndim(value) == 0
 
 
+def _check_scalar(value: Any, *, fn: str, arg: str) -> None:
+    if v.is_concrete(value) and (not v._is_single_leaf(value) or np.ndim(value) != 0):
+        raise ValueError(
+            f"`{fn}({arg}=...)` must be a scalar (as in TensorFlow's FTRL), got {value!r}"
+        )
+
+
 def ftrl(
     learning_rate: ScalarOrSchedule,
     *,
@@ -87,9 +94,14 @@ def ftrl(
       (:class:`FtrlState`) is kept in at least float32.
 
     Raises:
-      ValueError: a concrete negative/NaN/inf strength or learning rate, a positive
-        ``learning_rate_power``, or ``update`` without ``params``.
-      TypeError: a parameter leaf is not floating-point.
+      ValueError: a concrete negative/NaN/inf strength, a learning rate that is not positive, a
+        positive ``learning_rate_power``, a non-scalar hyperparameter, or ``update`` without
+        ``params``. Traced values out of range (under ``jax.jit`` or
+        ``optax.inject_hyperparams``: a learning rate <= 0, a negative strength, ``beta``,
+        ``l2_shrinkage`` or ``initial_accumulator_value``, a positive ``learning_rate_power``)
+        make the weights NaN.
+      TypeError: a parameter leaf is not floating-point, a numeric hyperparameter is a string,
+        bool or complex, or ``l1reg_per_step`` is not a bool.
 
     Examples:
       >>> import jax.numpy as jnp, optax
@@ -118,17 +130,24 @@ def ftrl(
                 f"`{fn}({arg}=...)` must be a scalar or a schedule (as in TensorFlow's FTRL), got "
                 f"{value!r}"
             )
-    v.check_strength(l2_shrinkage, fn=fn, arg="l2_shrinkage", allow_schedule=False)
-    v.check_strength(beta, fn=fn, arg="beta", allow_schedule=False)
-    v.check_strength(
-        initial_accumulator_value, fn=fn, arg="initial_accumulator_value", allow_schedule=False
-    )
-    if not isinstance(learning_rate_power, jax.core.Tracer):
-        power = np.asarray(learning_rate_power, np.float64)
-        if not (np.all(np.isfinite(power)) and np.all(power <= 0)):
+    if not callable(learning_rate) and v.is_concrete(learning_rate):
+        if float(np.asarray(learning_rate)) == 0:
             raise ValueError(
-                f"`{fn}(learning_rate_power=...)` must be <= 0 and finite, got {float(power)!r}"
+                f"`{fn}(learning_rate=...)` must be positive (the FTRL weights divide by it), "
+                f"got {float(np.asarray(learning_rate))!r}"
             )
+    for arg, value in (
+        ("l2_shrinkage", l2_shrinkage),
+        ("beta", beta),
+        ("initial_accumulator_value", initial_accumulator_value),
+    ):
+        v.check_strength(value, fn=fn, arg=arg, allow_schedule=False)
+        _check_scalar(value, fn=fn, arg=arg)
+    v.check_in_range(
+        learning_rate_power, fn=fn, arg="learning_rate_power", low=-np.inf, high=0.0, closed=True
+    )
+    _check_scalar(learning_rate_power, fn=fn, arg="learning_rate_power")
+    v.check_bool(l1reg_per_step, fn=fn, arg="l1reg_per_step")
     sqrt_power = isinstance(learning_rate_power, float | int) and learning_rate_power == -0.5
 
     def init_fn(params):
@@ -136,7 +155,8 @@ def ftrl(
 
         def leaf(p):
             acc = jnp.finfo(v.compute_dtype(p.dtype)).dtype
-            return jnp.full_like(p, initial_accumulator_value, dtype=acc)
+            n0 = v.nan_if_negative(jnp.asarray(initial_accumulator_value, acc))
+            return jnp.full_like(p, n0, dtype=acc)
 
         return FtrlState(
             count=jnp.zeros([], jnp.int32),
@@ -165,19 +185,23 @@ def ftrl(
             if p is None:
                 return None
             acc = jnp.finfo(v.compute_dtype(p.dtype)).dtype
+            # Traced values cannot raise: out-of-range ones poison the weights with NaN.
             lr = jnp.asarray(eta, acc)
+            lr = jnp.where(lr > 0, lr, jnp.nan)
             l1 = v.nan_if_negative(jnp.asarray(lam1, acc))
             if l1reg_per_step:
                 l1 = l1 * (state.count + 1).astype(acc)
-            l2 = v.nan_if_negative(jnp.asarray(lam2, acc)) + jnp.asarray(beta, acc) / (2 * lr)
+            b = v.nan_if_negative(jnp.asarray(beta, acc))
+            l2 = v.nan_if_negative(jnp.asarray(lam2, acc)) + b / (2 * lr)
             w = p.astype(acc)
             g = g.astype(acc)
-            g_shrunk = g + 2 * jnp.asarray(l2_shrinkage, acc) * w
+            g_shrunk = g + 2 * v.nan_if_negative(jnp.asarray(l2_shrinkage, acc)) * w
             new_n = n + g * g
             if sqrt_power:
                 new_pow, old_pow = jnp.sqrt(new_n), jnp.sqrt(n)
             else:
-                c = -jnp.asarray(learning_rate_power, acc)
+                power = jnp.asarray(learning_rate_power, acc)
+                c = -jnp.where(power <= 0, power, jnp.nan)
                 new_pow, old_pow = jnp.power(new_n, c), jnp.power(n, c)
             new_z = z + g_shrunk - (new_pow - old_pow) / lr * w
             quadratic = new_pow / lr + 2 * l2

@@ -61,9 +61,11 @@ def l1_penalty(
       A scalar array: float32, or float64 if any leaf is float64.
 
     Raises:
-      ValueError: ``l1reg`` is negative, NaN or infinite, or ``l1reg``/``mask`` does not match
-        ``params``.
-      TypeError: a penalised leaf is not floating-point.
+      ValueError: a concrete ``l1reg`` is negative, NaN or infinite, a per-coordinate ``l1reg``
+        does not broadcast to its leaf's shape, or ``l1reg``/``mask`` does not match ``params``
+        (the message names the missing and extra keys). A traced negative ``l1reg`` gives NaN.
+      TypeError: a penalised leaf is not floating-point (8-bit floats included), or ``mask`` is
+        not a pytree of bools (a mask callable that returns None, say).
 
     Examples:
       >>> import jax.numpy as jnp

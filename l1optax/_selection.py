@@ -1,7 +1,8 @@
 """Choosing which parameters to penalise, and how strongly, by name, path or predicate.
 
-Works on any pytree: nested dicts and lists, Linen ``{"params": {...}}`` dicts, and Flax NNX
-``nnx.State`` trees (an ``nnx.Variable`` such as ``nnx.Param`` counts as one leaf). Every result is a
+Works on any pytree: nested dicts and lists, Linen ``{"params": {...}}`` dicts (boxed
+``nn.with_partitioning`` parameters included), and Flax NNX ``nnx.State`` trees (an
+``nnx.Variable`` such as ``nnx.Param``, or a Linen ``nn.Partitioned`` box, counts as one leaf). Every result is a
 pytree of Python bools (a *mask*) or of Python floats (per-leaf strengths) whose structure is a
 prefix of both ``nnx.state(model, nnx.Param)`` and the plain arrays that ``nnx.Optimizer`` passes
 to ``tx.update``, so it plugs into every ``mask=`` and ``l1reg=`` argument of l1optax, and into
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from l1optax import _validation as v
 
@@ -34,12 +36,20 @@ _MAX_LISTED = 12
 
 
 def _is_variable(x: Any) -> bool:
-    """True for an ``nnx.Variable`` (e.g. ``nnx.Param``); never imports flax itself."""
-    if "flax.nnx" not in sys.modules:
-        return False
-    from flax import nnx
+    """True for a boxed parameter: an ``nnx.Variable`` (e.g. ``nnx.Param``) or a Linen
+    ``nn.Partitioned`` / ``flax.core.meta.AxisMetadata`` box (``nn.with_partitioning``). Never
+    imports flax itself."""
+    if "flax.nnx" in sys.modules:
+        from flax import nnx
 
-    return isinstance(x, nnx.Variable)
+        if isinstance(x, nnx.Variable):
+            return True
+    if "flax.core.meta" in sys.modules:
+        from flax.core import meta
+
+        if isinstance(x, meta.AxisMetadata):
+            return True
+    return False
 
 
 def _is_leaf(x: Any) -> bool:
@@ -176,8 +186,8 @@ def select(
       paths: path patterns to select, e.g. ``"encoder/*"`` or ``re.compile(r"layers/[01]/")``.
       where: a predicate ``where(keys, leaf) -> bool``, with ``keys`` the path as a tuple of
         strings and ints (``("layers", 0, "kernel")``) and ``leaf`` the array (or Variable).
-      exclude: invert the selection (select everything the criteria do *not* match).
-      strict: raise when a name or path pattern matches no leaf at all (catches typos).
+      exclude: invert the selection (select everything the criteria do *not* match); a bool.
+      strict: raise when a name or path pattern matches no leaf at all (catches typos); a bool.
 
     Returns:
       A pytree of Python bools with the structure of ``params`` (Variables replaced by bools).
@@ -185,7 +195,8 @@ def select(
     Raises:
       ValueError: with ``strict``, a pattern matches nothing (the message lists the paths); an
         empty pattern list.
-      TypeError: a pattern is not a string or regex, or ``where`` does not return a bool.
+      TypeError: a pattern is not a string or regex, ``where`` does not return a bool, or
+        ``exclude``/``strict`` is not a bool (``exclude="no"`` would be truthy).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -201,6 +212,8 @@ def select(
       Chollet et al., 2015, "Keras" (``kernel_regularizer``: penalise chosen layers' kernels).
     """
     fn = "select"
+    v.check_bool(exclude, fn=fn, arg="exclude")
+    v.check_bool(strict, fn=fn, arg="strict")
     name_patterns = _as_patterns(names, fn=fn, arg="names")
     path_patterns = _as_patterns(paths, fn=fn, arg="paths")
     if where is not None and not callable(where):
@@ -224,13 +237,14 @@ def select(
             chosen = any(_path_matches(p, keys) for p in path_patterns)
         if chosen and where is not None:
             result = where(keys, leaf)
-            if not isinstance(result, bool):
+            if not isinstance(result, bool | np.bool_):
                 raise TypeError(
-                    f"`{fn}(where=...)` must return a Python bool, got {type(result).__name__} "
-                    f"for {_path_string(keys) or '<root>'} (do not test array values under jit)"
+                    f"`{fn}(where=...)` must return a Python bool (or np.bool_), got "
+                    f"{type(result).__name__} for {_path_string(keys) or '<root>'} (do not test "
+                    "array values under jit)"
                 )
-            chosen = result
-        return chosen != exclude
+            chosen = bool(result)
+        return chosen != bool(exclude)
 
     return _map_leaves(decide, params)
 
@@ -305,7 +319,7 @@ def per_layer_l1reg(
     Raises:
       ValueError: a strength or ``default`` is negative, NaN or infinite; with ``strict``, a
         pattern matches nothing; ``mask`` does not match ``params``.
-      TypeError: a pattern is not a string or regex.
+      TypeError: a pattern is not a string or regex; a strength is not a single number.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -325,11 +339,12 @@ def per_layer_l1reg(
             f"`{fn}(strengths=...)` must be a dict {{path pattern: l1reg}}, got "
             f"{type(strengths).__name__}"
         )
-    v.check_strength(default, fn=fn, arg="default", allow_schedule=False)
+    v.check_bool(strict, fn=fn, arg="strict")
+    _check_scalar_strength(default, fn=fn, arg="default")
     items = list(strengths.items())
     for pattern, lam in items:
         _as_patterns(pattern, fn=fn, arg="strengths")
-        v.check_strength(lam, fn=fn, arg=f"strengths[{pattern!r}]", allow_schedule=False)
+        _check_scalar_strength(lam, fn=fn, arg=f"strengths[{pattern!r}]")
     entries = _leaf_entries(params)
     if strict:
         all_paths = [_path_string(k) for k, _ in entries]
@@ -354,3 +369,13 @@ def per_layer_l1reg(
         out,
         is_leaf=v.is_none,
     )
+
+
+def _check_scalar_strength(value: Any, *, fn: str, arg: str) -> None:
+    """One non-negative finite number (per_layer_l1reg returns Python floats)."""
+    if not isinstance(value, int | float | np.number | np.ndarray | jax.Array) or np.ndim(value):
+        raise TypeError(
+            f"`{fn}({arg}=...)` must be a number (one strength per matching leaf), got "
+            f"{type(value).__name__}: {value!r}"
+        )
+    v.check_strength(value, fn=fn, arg=arg, allow_schedule=False)

@@ -64,9 +64,11 @@ def test_bad_concrete_strength_raises_at_construction(call, fn, arg, bad):
 def test_bad_strength_in_a_tree_names_the_leaf_path():
     with pytest.raises(ValueError, match=r"l1_prox\(l1reg=...\).*got -2\.0 at \['dec'\]\['w'\]"):
         l1optax.l1_prox(0.1, {"enc": 0.1, "dec": {"w": -2.0}})
-    with pytest.raises(ValueError, match=r"an array containing nan at \['w'\]"):
+    with pytest.raises(ValueError, match=r"an array containing nan \(at index \(1,\)\) at \['w'\]"):
         l1optax.l1_penalty({"w": jnp.ones(3)}, {"w": jnp.array([0.1, jnp.nan, 0.2])})
-    with pytest.raises(ValueError, match=r"add_l1_subgradient\(l1reg=...\).*-1\.0 at \[1\]"):
+    with pytest.raises(
+        ValueError, match=r"add_l1_subgradient\(l1reg=...\).*-1\.0 \(at index \(1,\)\) at \[1\]"
+    ):
         l1optax.add_l1_subgradient([0.1, np.array([0.5, -1.0])])
 
 

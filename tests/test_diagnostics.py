@@ -193,17 +193,17 @@ def test_sparsity_counts_match_numpy(maybe_jit, rng):
     total = np.count_nonzero(a == 0) + 3 + np.count_nonzero(c == 0)
     assert int(s["zeros"]) == total and int(s["size"]) == 20 + 3 + 7
     np.testing.assert_allclose(float(s["fraction"]), total / 30, rtol=1e-6)
-    assert set(s["leaves"]) == {"['a']", "['b']", "['c'][0]"}
-    assert int(s["leaves"]["['a']"]["zeros"]) == np.count_nonzero(a == 0)
-    assert float(s["leaves"]["['b']"]["fraction"]) == 1.0
-    assert int(s["leaves"]["['c'][0]"]["size"]) == 7
+    assert set(s["leaves"]) == {"a", "b", "c/0"}
+    assert int(s["leaves"]["a"]["zeros"]) == np.count_nonzero(a == 0)
+    assert float(s["leaves"]["b"]["fraction"]) == 1.0
+    assert int(s["leaves"]["c/0"]["size"]) == 7
 
 
 def test_sparsity_mask_nan_bf16_and_empty():
     params = {"w": jnp.asarray([0.0, jnp.nan, -0.0, 1.0], jnp.bfloat16), "b": jnp.zeros(5)}
     s = sparsity(params, mask={"w": True, "b": False})
     assert int(s["zeros"]) == 2 and int(s["size"]) == 4  # -0.0 is zero, NaN is not
-    assert list(s["leaves"]) == ["['w']"]
+    assert list(s["leaves"]) == ["w"]
     assert s["fraction"].dtype == jnp.float32
     empty = sparsity({})
     assert int(empty["zeros"]) == 0 and int(empty["size"]) == 0 and float(empty["fraction"]) == 0

@@ -285,7 +285,9 @@ def test_bad_strengths(arg, bad):
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"`ftrl\(learning_rate_power=...\)` must be <= 0"):
+    with pytest.raises(
+        ValueError, match=r"`ftrl\(learning_rate_power=...\)` must be in \[-inf, 0\.0\]"
+    ):
         l1optax.ftrl(0.1, learning_rate_power=0.5)
     with pytest.raises(ValueError, match=r"`ftrl\(learning_rate=...\)`"):
         l1optax.ftrl(-0.1)
