@@ -9,6 +9,7 @@ solvers work under ``jax.jit`` and ``jax.vmap`` (e.g. over the strength) on CPU 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -23,7 +24,9 @@ Tree = Any
 Prox = Callable[[Tree, Any, Any], Tree]
 
 _DECREASE = 0.5  # backtracking factor
-_MAX_BACKTRACK = 60  # tries per iteration before a step is accepted anyway
+_MAX_BACKTRACK = 60  # tries per iteration before the solver stops at the rounding floor
+_GROW_AFTER = 10  # first-try acceptances in a row after which the trial step doubles
+_STALL = 200  # iterations without the error halving, once far down, that mean the floor
 _FISTA_OPTIONS = ("prox", "stepsize", "maxiter", "tol", "acceleration", "restart", "mask")
 
 
@@ -53,7 +56,15 @@ class _LoopState(NamedTuple):
     x: Tree
     y: Tree
     t: jax.Array
-    s: jax.Array
+    s: jax.Array  # the next trial step
+    s_acc: jax.Array  # the last accepted step (what info.stepsize reports)
+    s_ref: jax.Array  # the largest step accepted with a decrease clear of rounding
+    s_cap: jax.Array  # 0.9 times the smallest trial step that failed
+    streak: jax.Array  # iterations in a row whose first trial step was accepted
+    floor: jax.Array  # True once the solver stopped at the rounding floor
+    e_first: jax.Array  # the error after the first iteration
+    e_mark: jax.Array  # the error when it last halved ...
+    it_mark: jax.Array  # ... and at which iteration
     f_y: jax.Array
     g_y: Tree
     f_x: jax.Array
@@ -161,7 +172,8 @@ def _solve(
     value_and_grad = jax.value_and_grad(fun)
     grad_fn = jax.grad(fun)
     tol = jnp.asarray(tol, dtype)
-    eps = jnp.finfo(dtype).eps
+    # rounding happens at the iterates' own precision (bfloat16 params: bfloat16 steps)
+    eps = max(float(jnp.finfo(leaf.dtype).eps) for leaf in jax.tree.leaves(x0))
 
     f0, g0 = value_and_grad(x0)
     f0 = f0.astype(dtype)
@@ -173,21 +185,21 @@ def _solve(
         x_new = prox(_axpy(-s, g_y, y), l1reg, s)
         return jax.tree.map(lambda a, b: a.astype(b.dtype), x_new, y)
 
-    def line_search(y, f_y, g_y, s):
+    def line_search(y, f_y, g_y, s, s_min):
         def attempt(s):
             x_new = step(y, g_y, s)
             diff = _sub(x_new, y)
             f_new = fun(x_new).astype(dtype)
             sq = _sqnorm(diff, dtype)
-            model = f_y + _vdot(g_y, diff, dtype) + sq / (2 * s)
+            lin = _vdot(g_y, diff, dtype)
+            model = f_y + lin + sq / (2 * s)
             slack = 16 * eps * (jnp.abs(f_y) + jnp.abs(f_new))
             f_ok = f_new <= model + slack
             # Near convergence the decrease drowns in the rounding of f itself (worst when f is a
             # small difference of large terms, e.g. a loss written from a Gram matrix) and the
-            # test above fails spuriously, which would shrink the step for good. When it fails
-            # by less than sqrt(eps) of f, the curvature test
-            # <grad f(x_new) - grad f(y), x_new - y> <= |x_new - y|^2 / s (the same condition
-            # for a quadratic) decides instead: it has no cancellation of f's terms.
+            # test above fails spuriously. When it fails by less than sqrt(eps) of f, the
+            # curvature test <grad f(x_new) - grad f(y), d> <= |d|^2 / s (the same condition for
+            # a quadratic) decides instead: it has no cancellation of f's terms.
             near = f_new - model <= jnp.sqrt(eps) * (jnp.abs(f_y) + jnp.abs(f_new))
 
             def curvature_ok():
@@ -195,30 +207,62 @@ def _solve(
                 return _vdot(_sub(g_new, g_y), diff, dtype) <= sq / s * (1 + 1e-6)
 
             ok = jax.lax.cond(near & ~f_ok, curvature_ok, lambda: f_ok)
-            return x_new, f_new, ok
+            noisy = near & ~f_ok
+            decisive = f_new - model <= -jnp.sqrt(eps) * (jnp.abs(f_y) + jnp.abs(f_new))
+            # the curvature along the step, to backtrack to about the largest step that passes
+            # (when f's rounding decided, that estimate is noise: plain halving then)
+            curv = 2 * (f_new - f_y - lin) / jnp.where(sq > 0, sq, 1.0)
+            curv = jnp.where(noisy, 0.99 / (_DECREASE * s), curv)
+            return x_new, f_new, ok, curv, jnp.sqrt(sq) / s, decisive
 
-        x_new, f_new, ok = attempt(s)
+        x_new, f_new, ok, curv, error0, decisive = attempt(s)
 
         def cond(c):
-            return (~c[3]) & (c[4] < _MAX_BACKTRACK)
+            return (~c[3]) & (c[5] < _MAX_BACKTRACK) & (c[0] > s_min)
 
         def body(c):
-            s_try = c[0] * _DECREASE
-            x_try, f_try, ok_try = attempt(s_try)
-            return s_try, x_try, f_try, ok_try, c[4] + 1
+            s_old, curv = c[0], c[4]
+            factor = 0.99 / (s_old * curv)
+            factor = jnp.where(jnp.isfinite(factor) & (factor > 0), factor, _DECREASE)
+            s_try = s_old * jnp.clip(factor, 0.1, 0.9)
+            x_try, f_try, ok_try, curv_try, _, dec_try = attempt(s_try)
+            return s_try, x_try, f_try, ok_try, curv_try, c[5] + 1, dec_try
 
-        s, x_new, f_new, _, _ = jax.lax.while_loop(cond, body, (s, x_new, f_new, ok, jnp.int32(0)))
-        return x_new, f_new, s
+        s, x_new, f_new, ok, _, tries, decisive = jax.lax.while_loop(
+            cond, body, (s, x_new, f_new, ok, curv, jnp.int32(0), decisive)
+        )
+        return x_new, f_new, s, ok, tries == 0, error0, decisive
 
     def cond_fn(st: _LoopState):
-        return (st.it < maxiter) & (st.error > tol)
+        return (st.it < maxiter) & (st.error > tol) & ~st.floor
 
     def body_fn(st: _LoopState):
         if backtracking:
-            x_new, f_x, s = line_search(st.y, st.f_y, st.g_y, st.s)
+            # A step is searched only down to 1/16 of the last accepted one (the whole range on
+            # the first iteration): a smooth loss whose curvature jumps 16-fold within one step
+            # is rare, while at the rounding floor both tests fail on noise. There the solver
+            # stops with the last accepted iterate instead of collapsing the step. After
+            # _GROW_AFTER first-try successes in a row the trial step doubles (jaxopt doubles
+            # every iteration, which upsets the momentum), so one early cut is not kept for good.
+            s_min = jnp.where(st.it == 0, 0.0, st.s_acc / 16).astype(dtype)
+            x_new, f_x, s, ok, first_try, error0, decisive = line_search(
+                st.y, st.f_y, st.g_y, st.s, s_min
+            )
+            # growth is capped at twice the largest step whose decrease stood clear of rounding:
+            # steps passed on noise at the floor must not escalate
+            s_ref = jnp.where(ok & decisive, jnp.maximum(st.s_ref, s), st.s_ref)
+            # ... and never to 0.9 of a trial step that failed in this solve: a step that keeps
+            # changing upsets FISTA's momentum, so the trial settles below the smallest failure
+            s_cap = jnp.where(first_try, st.s_cap, jnp.minimum(st.s_cap, 0.9 * st.s))
+            streak = jnp.where(first_try, st.streak + 1, 0)
+            grow = streak >= _GROW_AFTER
+            s_next = jnp.where(grow, jnp.maximum(s, jnp.minimum(jnp.minimum(2 * s, 2 * s_ref), s_cap)), s)
+            streak = jnp.where(grow, 0, streak)
         else:
             s = st.s
             x_new, f_x = step(st.y, st.g_y, s), st.f_x
+            ok, s_next, error0 = jnp.asarray(True), s, None
+            s_ref, streak, s_cap = st.s_ref, st.streak, st.s_cap
         error = jnp.sqrt(_sqnorm(_sub(x_new, st.y), dtype)) / s
         restarts = st.restarts
         if acceleration:
@@ -236,15 +280,37 @@ def _solve(
             t_next = st.t
             y_new = x_new
         f_y, g_y = value_and_grad(y_new)
-        return _LoopState(
-            x_new, y_new, t_next, s, f_y.astype(dtype), g_y, f_x, st.it + 1, error, restarts
-        )
+        # Stagnation at the floor: the error has not halved in _STALL iterations although it is
+        # already eps**0.75 below its first value: rounding, not the method, limits it now.
+        e_first = jnp.where(st.it == 0, error, st.e_first)
+        halved = error < 0.5 * st.e_mark
+        e_mark = jnp.where(halved, error, st.e_mark)
+        it_mark = jnp.where(halved, st.it, st.it_mark)
+        stalled = (st.it - it_mark > _STALL) & (e_mark <= eps**0.75 * e_first)
+        new = _LoopState(
+            x_new, y_new, t_next, s_next, s, s_ref, s_cap, streak, stalled, e_first, e_mark, it_mark,
+            f_y.astype(dtype), g_y, f_x, st.it + 1, error, restarts,
+        )  # fmt: skip
+        if not backtracking:
+            return new
+        # at the floor: keep the last accepted iterate and step, report the trial's error, stop
+        stopped = st._replace(floor=jnp.asarray(True), it=st.it + 1, error=error0)
+        take = ok | jnp.isnan(error0)  # NaN (bad data or a traced negative strength) propagates
+        return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, stopped)
 
     init = _LoopState(
         x=x0,
         y=x0,
         t=jnp.ones((), dtype),
         s=s0,
+        s_acc=s0,
+        s_ref=s0,
+        s_cap=jnp.asarray(jnp.inf, dtype),
+        streak=jnp.zeros((), jnp.int32),
+        floor=jnp.asarray(False),
+        e_first=jnp.asarray(jnp.inf, dtype),
+        e_mark=jnp.asarray(jnp.inf, dtype),
+        it_mark=jnp.zeros((), jnp.int32),
         f_y=f0,
         g_y=g0,
         f_x=f0,
@@ -258,7 +324,7 @@ def _solve(
         num_iter=final.it,
         error=final.error,
         converged=final.error <= tol,
-        stepsize=final.s,
+        stepsize=final.s_acc,
         loss=loss,
         num_restarts=final.restarts,
     )
@@ -267,13 +333,13 @@ def _solve(
 
 @functools.partial(
     jax.jit,
-    static_argnames=("loss_fn", "prox", "maxiter", "acceleration", "restart", "mask_leaves"),
+    static_argnames=("program", "prox", "maxiter", "acceleration", "restart", "mask_leaves"),
 )
 def _fista_jit(
-    loss_fn, prox, init_params, l1reg, args, kwargs, stepsize, tol, *, maxiter, acceleration,
-    restart, mask_leaves,
+    program, consts, prox, init_params, l1reg, args, kwargs, stepsize, tol, *, maxiter,
+    acceleration, restart, mask_leaves,
 ):  # fmt: skip
-    fun = functools.partial(_call_loss, loss_fn, args=args, kwargs=kwargs)
+    fun = functools.partial(program.call, consts, args=args, kwargs=kwargs)
     return _solve(
         fun,
         _masked_prox(prox, mask_leaves),
@@ -290,13 +356,13 @@ def _fista_jit(
 
 @functools.partial(
     jax.jit,
-    static_argnames=("loss_fn", "prox", "maxiter", "acceleration", "restart", "mask_leaves"),
+    static_argnames=("program", "prox", "maxiter", "acceleration", "restart", "mask_leaves"),
 )
 def _path_jit(
-    loss_fn, prox, init_params, l1regs, args, kwargs, stepsize, tol, *, maxiter, acceleration,
-    restart, mask_leaves,
+    program, consts, prox, init_params, l1regs, args, kwargs, stepsize, tol, *, maxiter,
+    acceleration, restart, mask_leaves,
 ):  # fmt: skip
-    fun = functools.partial(_call_loss, loss_fn, args=args, kwargs=kwargs)
+    fun = functools.partial(program.call, consts, args=args, kwargs=kwargs)
     masked = _masked_prox(prox, mask_leaves)
     backtracking = stepsize is None
     dtype = _param_compute_dtype(init_params)
@@ -326,8 +392,97 @@ def _path_jit(
     return params_path, info_path
 
 
-def _call_loss(loss_fn, params, *, args, kwargs):
-    return loss_fn(params, *args, **kwargs)
+class _Program:
+    """A loss traced to a jaxpr, with the arrays it closes over taken out as arguments.
+
+    Two programs are equal when their jaxprs print the same (same operations, shapes, dtypes
+    and literal constants), so a compiled solver is reused for a new loss object computing the
+    same thing, while data a loss reads from globals or a closure (the jaxpr's constants) are
+    passed in fresh on every call and are never stale.
+    """
+
+    __slots__ = ("_key", "jaxpr", "num_consts")
+
+    def __init__(self, jaxpr: Any, in_tree: Any, const_avals: tuple) -> None:
+        self.jaxpr = jaxpr
+        self.num_consts = len(const_avals)
+        self._key = (str(jaxpr), in_tree, const_avals)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Program) and self._key == other._key
+
+    def call(self, consts, params, *, args, kwargs):
+        flat = jax.tree.leaves((params, args, kwargs))
+        return jax.core.eval_jaxpr(self.jaxpr, consts, *flat)[0]
+
+
+# keyword spellings from scikit-learn, jaxopt and optax that are not options of the solvers
+_SPELLINGS = {
+    "max_iter": "maxiter",
+    "maxiters": "maxiter",
+    "max_iters": "maxiter",
+    "num_iter": "maxiter",
+    "n_iter": "maxiter",
+    "step_size": "stepsize",
+    "learning_rate": "stepsize",
+    "tolerance": "tol",
+    "accelerate": "acceleration",
+}
+
+
+def _accepts_keyword(fn: Callable, name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        or (p.name == name and p.kind is not inspect.Parameter.POSITIONAL_ONLY)
+        for p in parameters
+    )
+
+
+def _trace_loss(fn: str, loss_fn: Callable, params: Tree, args: tuple, kwargs: dict):
+    """Traces ``loss_fn`` once per call (milliseconds): shape errors are named, data are fresh."""
+    for key in kwargs:
+        if key in _SPELLINGS and not _accepts_keyword(loss_fn, key):
+            raise TypeError(
+                f"`{fn}({key}=...)` is not an option of `{fn}`; did you mean "
+                f"`{_SPELLINGS[key]}=`? (keywords that are not options are passed to loss_fn, "
+                f"which does not take `{key}`)"
+            )
+
+    def flat_loss(p, a, k):
+        return loss_fn(p, *a, **k)
+
+    try:
+        closed, out = jax.make_jaxpr(flat_loss, return_shape=True)(params, args, kwargs)
+    except Exception as err:  # noqa: BLE001 - re-raised with the solver's name
+        message = str(err)
+        if isinstance(err, TypeError) and "keyword argument" in message:
+            hint = (
+                f"keywords that are not options of `{fn}` ({', '.join(_FISTA_OPTIONS)}) are "
+                "passed to loss_fn"
+            )
+        else:
+            hint = "check the shapes of init_params and of the data arguments"
+        raise ValueError(
+            f"`{fn}`: loss_fn(init_params, *args, **kwargs) failed ({type(err).__name__}: "
+            f"{message}); {hint}"
+        ) from err
+    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"`{fn}(loss_fn=...)` must return a real scalar, got {shape} "
+            f"{getattr(out, 'dtype', '')}".rstrip()
+        )
+    consts = list(closed.consts)
+    const_avals = tuple((tuple(np.shape(c)), str(jnp.result_type(c))) for c in consts)
+    program = _Program(closed.jaxpr, jax.tree.structure((params, args, kwargs)), const_avals)
+    return program, consts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +518,7 @@ def _check_problem(
     l1reg: Any,
     args: tuple,
     kwargs: dict,
-) -> None:
+) -> tuple[_Program, list]:
     """Shapes, dtypes and a finite loss at the start, checked before anything is compiled."""
     if not callable(loss_fn):
         raise TypeError(f"`{fn}(loss_fn=...)` must be callable, got {loss_fn!r}")
@@ -379,21 +534,22 @@ def _check_problem(
                 f"`{fn}` needs real parameters, but leaf {jax.tree_util.keystr(path) or '<root>'}"
                 f" has dtype {leaf.dtype}"
             )
+    program, consts = _trace_loss(fn, loss_fn, init_params, args, kwargs)
     try:
-        key = (fn, loss_fn, prox, *_abstract(init_params), *_abstract(l1reg))
-        key += (*_abstract(args), *_abstract(kwargs))
+        key = (fn, prox, *_abstract(init_params), *_abstract(l1reg))
         hash(key)
     except TypeError:  # unhashable static data: check without the cache
-        _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs)
+        _check_prox(fn, prox, init_params, l1reg)
     else:
-        _check_shapes_cached(key, fn, loss_fn, prox, init_params, l1reg, args, kwargs)
-    if not _has_tracer((init_params, args, kwargs)):
-        f0 = _loss_value(loss_fn, init_params, args, kwargs)
+        _check_prox_cached(key, fn, prox, init_params, l1reg)
+    if not _has_tracer((init_params, args, kwargs, consts)):
+        f0 = _loss_value(program, consts, init_params, args, kwargs)
         if not np.isfinite(np.asarray(f0)):
             raise ValueError(
                 f"`{fn}`: the loss at init_params is {float(f0)!r}; it must be finite to start "
                 "(check the data for NaN/inf and the initial parameters)"
             )
+    return program, consts
 
 
 def _abstract(tree: Tree) -> tuple:
@@ -413,30 +569,17 @@ def _abstract(tree: Tree) -> tuple:
 _SHAPE_CACHE: dict = {}
 
 
-def _check_shapes_cached(key, fn, loss_fn, prox, init_params, l1reg, args, kwargs) -> None:
-    """Tracing the loss and the prox costs milliseconds: do it once per signature."""
+def _check_prox_cached(key, fn, prox, init_params, l1reg) -> None:
+    """Tracing the prox costs milliseconds: do it once per signature."""
     if key in _SHAPE_CACHE:
         return
-    _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs)
+    _check_prox(fn, prox, init_params, l1reg)
     if len(_SHAPE_CACHE) > 512:
         _SHAPE_CACHE.clear()
     _SHAPE_CACHE[key] = True
 
 
-def _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs) -> None:
-    try:
-        out = jax.eval_shape(lambda p: loss_fn(p, *args, **kwargs), init_params)
-    except Exception as err:  # noqa: BLE001 - re-raised with the solver's name
-        raise ValueError(
-            f"`{fn}`: loss_fn(init_params, *args, **kwargs) failed ({type(err).__name__}: {err});"
-            " check the shapes of init_params and of the data arguments"
-        ) from err
-    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
-        shape = getattr(out, "shape", type(out).__name__)
-        raise ValueError(
-            f"`{fn}(loss_fn=...)` must return a real scalar, got {shape} "
-            f"{getattr(out, 'dtype', '')}".rstrip()
-        )
+def _check_prox(fn, prox, init_params, l1reg) -> None:
     try:
         proxed = jax.eval_shape(lambda p, h: prox(p, h, 1.0), init_params, l1reg)
     except Exception as err:  # noqa: BLE001 - re-raised with the solver's name
@@ -453,9 +596,9 @@ def _check_shapes(fn, loss_fn, prox, init_params, l1reg, args, kwargs) -> None:
         )
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn",))
-def _loss_value(loss_fn, params, args, kwargs):
-    return loss_fn(params, *args, **kwargs)
+@functools.partial(jax.jit, static_argnames=("program",))
+def _loss_value(program, consts, params, args, kwargs):
+    return program.call(consts, params, args=args, kwargs=kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,8 +630,11 @@ def fista(
     the decrease, the equivalent curvature test on gradients decides). It stops when the
     gradient-mapping norm ``info.error`` is at most ``tol`` or after ``maxiter`` iterations.
 
-    The whole solve is one compiled ``lax.while_loop`` (compiled once per ``loss_fn``/``prox``
-    object and option set; data in ``args``/``kwargs`` are traced, so new data do not recompile).
+    The whole solve is one compiled ``lax.while_loop``. ``loss_fn`` is traced on every call (a
+    few milliseconds) and compiled once per distinct computation, ``prox`` object and option
+    set; data in ``args``/``kwargs`` are traced, so new data do not recompile. Arrays the loss
+    reads from a closure or from globals are passed in fresh on every call, so a solution is
+    never stale, but a changed Python number read that way recompiles: pass data as arguments.
     It also runs inside ``jax.jit`` and ``jax.vmap`` (e.g. over ``l1reg``: a batch of
     independent problems). Any prox with jaxopt's signature ``prox(x, hyperparams, scaling)``
     works; ``l1reg`` is passed as ``hyperparams`` (a tuple for elastic net, per-coordinate
@@ -553,11 +699,12 @@ def fista(
         v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
     else:
         _check_hyperparams(l1reg, fn=fn, arg="l1reg")
-    _check_problem(fn, loss_fn, prox, init_params, l1reg, args, kwargs)
+    program, consts = _check_problem(fn, loss_fn, prox, init_params, l1reg, args, kwargs)
     init_params = jax.tree.map(jnp.asarray, init_params)
     mask_leaves = _full_mask(mask, init_params, fn=fn)
     return _fista_jit(
-        loss_fn,
+        program,
+        consts,
         prox,
         init_params,
         l1reg,
@@ -683,19 +830,25 @@ def l1_path(
         arr = np.asarray(leaf, dtype=np.float64)
         steps = np.diff(arr, axis=0)
         if np.any(steps > 0):
-            k = int(np.argwhere(steps > 0)[0][0])
-            where = f" at {jax.tree_util.keystr(path)}" if path else ""
+            first_bad = tuple(int(i) for i in np.argwhere(steps > 0)[0])
+            k, coord = first_bad[0], first_bad[1:]
+            where = jax.tree_util.keystr(path) if path else ""
+            if coord:
+                where += "[" + ", ".join(map(str, coord)) + "]"
+            where = f" at {where}" if where else ""
             raise ValueError(
                 f"`{fn}(l1regs=...)` must be non-increasing (warm starts go from strong to weak "
                 f"regularization; pass e.g. np.sort(l1regs)[::-1]), but entry {k + 1} "
-                f"({arr[k + 1].ravel()[0]!r}) exceeds entry {k} ({arr[k].ravel()[0]!r}){where}"
+                f"({float(arr[(k + 1, *coord)])!r}) exceeds entry {k} "
+                f"({float(arr[(k, *coord)])!r}){where}"
             )
     first = jax.tree.map(lambda leaf: leaf[0], l1regs)
-    _check_problem(fn, loss_fn, prox, init_params, first, args, kwargs)
+    program, consts = _check_problem(fn, loss_fn, prox, init_params, first, args, kwargs)
     init_params = jax.tree.map(jnp.asarray, init_params)
     mask_leaves = _full_mask(options["mask"], init_params, fn=fn)
     return _path_jit(
-        loss_fn,
+        program,
+        consts,
         prox,
         init_params,
         l1regs,
@@ -708,6 +861,14 @@ def l1_path(
         restart=bool(options["restart"]) and bool(options["acceleration"]),
         mask_leaves=mask_leaves,
     )
+
+
+def _broadcastable(a: tuple, b: tuple) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return True
 
 
 def l1_grid(lambda_max: float | jax.Array, num: int = 100, eps: float = 1e-3) -> jax.Array:
@@ -744,6 +905,11 @@ def l1_grid(lambda_max: float | jax.Array, num: int = 100, eps: float = 1e-3) ->
     ):
         raise ValueError(f"`{fn}(eps=...)` must be a number in (0, 1], got {eps!r}")
     v.check_strength(lambda_max, fn=fn, arg="lambda_max", allow_schedule=False)
+    if np.ndim(lambda_max) != 0:
+        raise ValueError(
+            f"`{fn}(lambda_max=...)` must be a scalar, got shape {np.shape(lambda_max)}; for "
+            "per-coordinate strengths pass np.outer(l1_grid(1.0, num, eps), weights) to l1_path"
+        )
     lam = jnp.asarray(lambda_max)
     lam = lam.astype(v.compute_dtype(lam.dtype))
     if num == 1:
@@ -817,9 +983,23 @@ def lambda_max(
         weight_leaves = [None] * len(leaves)
     else:
         v.check_strength(weights, fn=fn, arg="weights", allow_schedule=False)
-        weight_leaves = jax.tree.leaves(
-            v.broadcast_to_params(weights, params, fn=fn, arg="weights"), is_leaf=v.is_none
+        weight_tree = v.broadcast_to_params(weights, params, fn=fn, arg="weights")
+        full = jax.tree.map(
+            lambda c, sub: jax.tree.map(lambda _: c, sub), weight_tree, params, is_leaf=v.is_none
         )
+        weight_leaves = jax.tree.leaves(full, is_leaf=v.is_none)
+        for (path, p), c in zip(
+            jax.tree_util.tree_leaves_with_path(params), weight_leaves, strict=True
+        ):
+            shape = np.shape(c)
+            if c is not None and not (
+                _broadcastable(shape, p.shape) and np.broadcast_shapes(shape, p.shape) == p.shape
+            ):
+                raise ValueError(
+                    f"`{fn}(weights=...)` must broadcast to each parameter without changing its "
+                    f"shape, got shape {shape} for leaf "
+                    f"{jax.tree_util.keystr(path) or '<root>'} of shape {p.shape}"
+                )
     dtype = _param_compute_dtype(params)
     out = jnp.zeros((), dtype)
     for m, g, c in zip(mask_leaves, grads, weight_leaves, strict=True):

@@ -293,3 +293,85 @@ def test_path_with_per_coordinate_strengths(x64, diabetes):
     w_int, _ = fista(lsq, jnp.zeros(10), 1, X, y, tol=1e-9, maxiter=100_000)
     w_float, _ = fista(lsq, jnp.zeros(10), 1.0, X, y, tol=1e-9, maxiter=100_000)
     np.testing.assert_array_equal(np.asarray(w_int), np.asarray(w_float))
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 11: stale programs, collapsed steps, error messages
+
+
+def test_path_loss_closing_over_changed_globals_is_never_stale(x64, diabetes):
+    X, y = diabetes
+    data = {"X": jnp.asarray(X), "y": jnp.asarray(y)}
+
+    def loss(w):
+        return 0.5 * jnp.mean((data["X"] @ w - data["y"]) ** 2)
+
+    grid = np.geomspace(10.0, 0.1, 4)
+    l1_path(loss, jnp.zeros(10), grid, tol=1e-9, maxiter=100_000)
+    data["y"] = jnp.asarray(-2.0 * y)  # the solutions scale by -2 at twice the strengths
+    W, _ = l1_path(loss, jnp.zeros(10), 2 * grid, tol=1e-9, maxiter=100_000)
+    _, coefs, _ = lasso_path(X, -2 * y, alphas=2 * grid, tol=1e-12, max_iter=10**6)
+    np.testing.assert_allclose(np.asarray(W), coefs.T, atol=1e-6 * np.abs(coefs).max())
+
+
+def test_path_does_not_carry_a_collapsed_step(x64):
+    # tol=0 drives every solve to the rounding floor; the step handed to the next strength must
+    # stay near 1/L (it used to collapse there and be carried along the whole path)
+    rng = np.random.default_rng(1)
+    n, p = 200, 30
+    X = rng.standard_normal((n, p)) * 1e3
+    y = X @ rng.standard_normal(p) + rng.standard_normal(n)
+    lipschitz = np.linalg.eigvalsh(X.T @ X / n).max()
+    grid = l1_grid(float(lambda_max(lsq, jnp.zeros(p), X, y)), num=5, eps=1e-4)
+    W, info = l1_path(lsq, jnp.zeros(p), grid, X, y, tol=0.0, maxiter=3000)
+    assert np.all(np.asarray(info.stepsize)[1:] * lipschitz >= 0.2)
+    assert np.all(np.asarray(info.num_iter) < 3000)
+    _, coefs, _ = lasso_path(X, y, alphas=np.asarray(grid), tol=1e-14, max_iter=10**6)
+    np.testing.assert_allclose(np.asarray(W), coefs.T, atol=1e-8 * np.abs(coefs).max())
+
+
+def test_path_increasing_error_names_the_coordinate():
+    X = jnp.ones((4, 3))
+    y = jnp.ones(4)
+    l1regs = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"entry 1 \(2\.0\) exceeds entry 0 \(1\.0\).*\[2\]"):
+        l1_path(lsq, jnp.zeros(3), l1regs, X, y)
+    with pytest.raises(ValueError, match=r"entry 1 \(2\.0\) exceeds entry 0 \(1\.0\) at \['b'\]"):
+        l1_path(
+            lambda p, X, y: lsq(p["a"], X, y) + jnp.sum(p["b"] ** 2),
+            {"a": jnp.zeros(3), "b": jnp.zeros(())},
+            {"a": np.ones((2, 3)), "b": np.array([1.0, 2.0])},
+            X,
+            y,
+        )
+
+
+@pytest.mark.parametrize(
+    "lam, match",
+    [
+        ([1.0], r"l1_grid\(lambda_max=\.\.\.\)` must be a scalar, got shape \(1,\)"),
+        (np.ones((2,)), r"l1_grid\(lambda_max=\.\.\.\)` must be a scalar, got shape \(2,\)"),
+    ],
+)
+def test_l1_grid_non_scalar_lambda_max_is_named(lam, match):
+    with pytest.raises(ValueError, match=match):
+        l1_grid(lam, num=3)
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        (jnp.ones(2), r"lambda_max\(weights=\.\.\.\).*shape \(2,\).*<root>.*\(3,\)"),
+        (jnp.ones((3, 3)), r"lambda_max\(weights=\.\.\.\).*shape \(3, 3\).*\(3,\)"),
+        ({"w": jnp.ones(2), "b": 1.0}, r"lambda_max\(weights=\.\.\.\).*\['w'\]"),
+    ],
+)
+def test_lambda_max_wrong_shaped_weights_are_named(weights, match):
+    params = jnp.zeros(3) if not isinstance(weights, dict) else {"w": jnp.zeros(3), "b": jnp.zeros(())}
+
+    def loss(p):
+        leaves = jax.tree.leaves(p)
+        return sum(jnp.sum((leaf - 1.0) ** 2) for leaf in leaves)
+
+    with pytest.raises(ValueError, match=match):
+        lambda_max(loss, params, weights=weights)

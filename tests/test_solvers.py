@@ -400,3 +400,139 @@ def test_bfloat16_params_keep_their_dtype():
     assert w.dtype == jnp.bfloat16 and bool(info.converged)
     np.testing.assert_allclose(np.asarray(w, np.float64), ref, atol=2e-2 * np.abs(ref).max())
     np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 11: no stale programs, a step that grows back, a clean stop at the rounding floor
+
+
+def test_loss_closing_over_changed_globals_is_never_stale(x64):
+    # a loss reading module-level data: the second call must solve the second problem (it used to
+    # reuse the first compiled program, returning the first data's answer with converged=True)
+    X1, y1 = make_regression(seed=21)
+    X2, y2 = make_regression(seed=22)
+    data = {"X": jnp.asarray(X1), "y": jnp.asarray(y1)}
+
+    def loss(w):
+        return 0.5 * jnp.mean((data["X"] @ w - data["y"]) ** 2)
+
+    alpha = 0.05
+    w1, _ = fista(loss, jnp.zeros(X1.shape[1]), alpha, tol=1e-10, maxiter=20_000)
+    data.update(X=jnp.asarray(X2), y=jnp.asarray(y2))
+    w2, info2 = fista(loss, jnp.zeros(X2.shape[1]), alpha, tol=1e-10, maxiter=20_000)
+    np.testing.assert_allclose(np.asarray(w1), sk_lasso(X1, y1, alpha).coef_, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(w2), sk_lasso(X2, y2, alpha).coef_, atol=1e-6)
+    np.testing.assert_allclose(float(info2.loss), lsq(np.asarray(w2), X2, y2), rtol=1e-12)
+    # a NumPy global mutated in place is seen too
+    Xn = np.array(X1)
+
+    def loss_np(w):
+        return 0.5 * jnp.mean((Xn @ w - y1) ** 2)
+
+    fista(loss_np, jnp.zeros(X1.shape[1]), alpha, tol=1e-10, maxiter=20_000)
+    Xn *= 2.0
+    w3, _ = fista(loss_np, jnp.zeros(X1.shape[1]), alpha, tol=1e-10, maxiter=20_000)
+    np.testing.assert_allclose(np.asarray(w3), sk_lasso(2 * X1, y1, alpha).coef_, atol=1e-6)
+
+
+def test_loss_closing_over_a_python_scalar_is_never_stale(x64):
+    X, y = make_regression(seed=23)
+    scale = [1.0]
+
+    def loss(w, X, y):
+        return 0.5 * scale[0] * jnp.mean((X @ w - y) ** 2)
+
+    w1, _ = fista(loss, jnp.zeros(X.shape[1]), 0.05, X, y, tol=1e-10, maxiter=20_000)
+    scale[0] = 2.0  # f doubles: the same solution as lam / 2 with the original loss
+    w2, _ = fista(loss, jnp.zeros(X.shape[1]), 0.05, X, y, tol=1e-10, maxiter=20_000)
+    np.testing.assert_allclose(np.asarray(w2), sk_lasso(X, y, 0.025).coef_, atol=1e-6)
+    assert not np.allclose(np.asarray(w1), np.asarray(w2))
+
+
+def _dominant_direction_problem():
+    # the gradient at 0 lies almost along the top eigenvector, so the secant estimate of 1/L is a
+    # little above 1/L: the first step backtracks (it used to be halved and kept for good)
+    rng = np.random.default_rng(5)
+    n, p = 80, 20
+    U, _ = np.linalg.qr(rng.standard_normal((n, p)))
+    V, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    sv = np.linspace(1.0, 3.0, p)
+    X = (U * sv) @ V.T * np.sqrt(n)
+    y = U[:, -1] * 5 + 0.3 * U[:, 0] + 0.01 * rng.standard_normal(n)
+    lipschitz = np.linalg.eigvalsh(X.T @ X / n).max()
+    return X, y, lipschitz
+
+
+def test_backtracking_step_grows_back_after_an_early_cut(x64):
+    X, y, lipschitz = _dominant_direction_problem()
+    alpha = 0.01 * np.abs(X.T @ y).max() / X.shape[0]
+    kw = dict(tol=1e-9, maxiter=20_000)
+    w, info = fista(lsq, jnp.zeros(X.shape[1]), alpha, X, y, **kw)
+    w_fix, info_fix = fista(lsq, jnp.zeros(X.shape[1]), alpha, X, y, stepsize=1 / lipschitz, **kw)
+    assert bool(info.converged)
+    assert float(info.stepsize) * lipschitz >= 0.7  # not stuck at half of 1/L
+    assert int(info.num_iter) <= 1.25 * int(info_fix.num_iter) + 3
+    np.testing.assert_allclose(np.asarray(w), sk_lasso(X, y, alpha).coef_, atol=1e-7)
+
+
+def _weighted_ols(seed=1, scale=1e3):
+    rng = np.random.default_rng(seed)
+    n, p = 200, 50
+    X = rng.standard_normal((n, p)) * scale
+    y = X @ rng.standard_normal(p) + rng.standard_normal(n)
+    c = rng.uniform(0.01, 100, n)
+    A = (X.T * c) @ X / n
+    wstar = np.linalg.solve(A, (X.T * c) @ y / n)
+    return X, y, c, np.linalg.eigvalsh(A).max(), wstar
+
+
+def _wls(w, X, y, c):
+    return 0.5 * jnp.mean(c * (X @ w - y) ** 2)
+
+
+def test_tol_below_the_rounding_floor_stops_cleanly(x64):
+    # tol=0 cannot be met in float64: the solver must stop at the floor with the answer, not
+    # halve the step on rounding noise until it collapses (it used to end at ~0.01/L and run to
+    # maxiter while the loss drifted up)
+    X, y, c, lipschitz, wstar = _weighted_ols()
+    fstar = float(_wls(wstar, X, y, c))
+    w, info = fista(_wls, jnp.zeros(X.shape[1]), 0.0, X, y, c, tol=0.0, maxiter=5000)
+    assert int(info.num_iter) < 5000 and not bool(info.converged)
+    assert float(info.stepsize) * lipschitz >= 0.2
+    assert float(info.loss) - fstar <= 1e-12 * fstar  # at the rounding of f itself
+    np.testing.assert_allclose(np.asarray(w), wstar, rtol=1e-8, atol=1e-10)
+
+
+def test_sklearn_and_jaxopt_option_spellings_are_named():
+    X, y = _data()
+    for wrong, right in (("max_iter", "maxiter"), ("maxiters", "maxiter"), ("step_size", "stepsize")):
+        with pytest.raises(TypeError, match=rf"fista\({wrong}=\.\.\.\).*{right}"):
+            fista(lsq, jnp.zeros(5), 0.1, X, y, **{wrong: 10})
+
+    def loss_with_kw(w, X, y, max_iter=3):  # a loss that really takes it is still served
+        return lsq(w, X, y) * max_iter / max_iter
+
+    w, info = fista(loss_with_kw, jnp.zeros(5), 0.1, X, y, max_iter=10)
+    assert bool(info.converged)
+    with pytest.raises(ValueError, match=r"fista.*unexpected keyword.*nope"):
+        fista(lsq, jnp.zeros(5), 0.1, X, y, nope=1)
+
+
+def test_backtracking_step_grows_where_the_curvature_drops(x64):
+    # logistic loss: the curvature is largest at w = 0, where the first step is estimated; near
+    # the solution a step several times larger is safe (it used to stay at the first estimate)
+    rng = np.random.default_rng(3)
+    n, p = 200, 10
+    X = rng.standard_normal((n, p))
+    w_true = np.zeros(p)
+    w_true[:3] = [4.0, -3.0, 2.0]
+    y = np.where(X @ w_true + 0.3 * rng.standard_normal(n) > 0, 1.0, -1.0)
+    lipschitz = np.linalg.norm(X, 2) ** 2 / (4 * n)
+    kw = dict(tol=1e-9, maxiter=20_000)
+    w, info = fista(logistic, jnp.zeros(p), 0.005, X, y, **kw)
+    w_fix, info_fix = fista(logistic, jnp.zeros(p), 0.005, X, y, stepsize=1 / lipschitz, **kw)
+    assert bool(info.converged) and bool(info_fix.converged)
+    assert float(info.stepsize) * lipschitz >= 3.0
+    assert int(info.num_iter) <= 0.75 * int(info_fix.num_iter)
+    np.testing.assert_allclose(np.asarray(w), np.asarray(w_fix), atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(w) != 0, np.asarray(w_fix) != 0)
