@@ -76,6 +76,21 @@ def _base_name(base: str, kwargs: dict) -> str:
     return f"optax.{base}" + ("(weight_decay=0)" if kwargs else "")
 
 
+def _with_l1_proximal(base: str) -> Any:
+    """``with_l1(optax.<base>(LR), LAM, learning_rate=LR)``; where ``with_l1`` refuses to guess
+    an adaptive optimizer's metric, the form it asks for: the optimizer built with
+    ``optax.inject_hyperparams``, its learning rate stated once."""
+    try:
+        tx = l1optax.with_l1(getattr(optax, base)(LR), LAM, learning_rate=LR)
+        probe = {"w": jnp.ones(2)}  # the refusal may come at init or update time
+        tx.update(probe, tx.init(probe), probe)
+        return tx
+    except ValueError:
+        return l1optax.with_l1(
+            optax.inject_hyperparams(getattr(optax, base))(learning_rate=LR), LAM
+        )
+
+
 def variants() -> list[Variant]:
     """Every pair whose l1optax name exists, plus the chain / with_l1 / penalty / flat forms."""
     out: list[Variant] = []
@@ -111,7 +126,7 @@ def variants() -> list[Variant]:
             Variant(
                 f"{base} + with_l1(proximal)",
                 bname,
-                lambda mb=make_base: l1optax.with_l1(mb(), LAM, learning_rate=LR),
+                lambda base=base: _with_l1_proximal(base),
                 passes,
             ),
             Variant(
@@ -364,16 +379,21 @@ def run_checks(size: int, leaves: int, seed: int) -> list[dict[str, Any]]:
     lr, lam = 0.1, 0.5
     checks = []
 
-    def against_numpy(name, tx, reference, tol):
+    def against_numpy(name, tx, references, tol):
+        """``references``: {label: (p, g) -> new p}; the closest one must match (zeros exactly)."""
         new = optax.apply_updates(params, jax.jit(tx.update)(grads, tx.init(params), params)[0])
-        err, zeros, n_zero, total = 0.0, True, 0, 0
-        for k in params:
-            ref, got = reference(p64[k], g64[k]), np.asarray(new[k], np.float64)
-            err = max(err, float(np.max(np.abs(got - ref) / np.maximum(1, np.abs(ref)))))
-            zeros &= bool(np.array_equal(got == 0, ref == 0))
-            n_zero, total = n_zero + int((got == 0).sum()), total + got.size
-        ok = zeros and 0 < n_zero < total
-        add(name, err, tol, ok, f"{n_zero} exact zeros of {total}")
+        best = None
+        for label, reference in references.items():
+            err, zeros, n_zero, total = 0.0, True, 0, 0
+            for k in params:
+                ref, got = reference(p64[k], g64[k]), np.asarray(new[k], np.float64)
+                err = max(err, float(np.max(np.abs(got - ref) / np.maximum(1, np.abs(ref)))))
+                zeros &= bool(np.array_equal(got == 0, ref == 0))
+                n_zero, total = n_zero + int((got == 0).sum()), total + got.size
+            if best is None or (zeros, -err) > (best[1], -best[0]):
+                best = (err, zeros, f"{n_zero} exact zeros of {total}; reference: {label}")
+        err, zeros, note = best
+        add(name, err, tol, zeros and 0 < int(note.split()[0]) < total, note)
 
     def add(name, err, tol, zeros_match, note=""):
         ok = bool(err <= tol and zeros_match)
@@ -394,14 +414,25 @@ def run_checks(size: int, leaves: int, seed: int) -> list[dict[str, Any]]:
     against_numpy(
         "chain(sgd, l1_prox) vs NumPy f64 (rel err)",
         optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam)),
-        lambda p, g: soft(p - lr * g, lr * lam),
+        {"exact": lambda p, g: soft(p - lr * g, lr * lam)},
         4 * 2.0**-23,
     )
-    d = lambda g: np.abs(g) + 1e-8  # noqa: E731 - Adam's first step: m_hat = g, sqrt(v_hat) = |g|
+
+    def adam_step(rounded: bool):
+        """Adam's first step, m_hat = g, sqrt(v_hat) = |g|, then the prox in the metric d; with
+        ``rounded`` the bias corrections 1 - b**t are float32 numbers, as optax computes them."""
+        c1, c2 = (1 - float(np.float32(b)) if rounded else 1 - b for b in (0.9, 0.999))
+
+        def step(p, g):
+            m, d = 0.1 * g / c1, np.sqrt(0.001 * g * g / c2) + 1e-8
+            return soft(p - lr * m / d, lr * lam / d)
+
+        return step
+
     against_numpy(
         "prox_adam step 1 vs NumPy f64 (rel err)",
         l1optax.prox_adam(lr, lam),
-        lambda p, g: soft(p - lr * g / d(g), lr * lam / d(g)),
+        {"exact": adam_step(False), "optax's float32 bias correction": adam_step(True)},
         1e-5,
     )
     layout = l1optax.flat_layout(params)

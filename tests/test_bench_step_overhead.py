@@ -86,6 +86,7 @@ def test_rows_add_up_ratios_bytes_and_arrays(quick):
     ms = {r["variant"]: r["ms"] for r in rows}
     for name in ("optax.sgd", "optax.adam", "prox_sgd", "prox_adam", "chain(adam, l1_prox)"):
         assert name in ms
+    assert all(not r.get("skipped") for r in rows), [r["skipped"] for r in rows if r.get("skipped")]
     for r in rows:
         assert r["ms"] > 0 and math.isfinite(r["ms"])
         assert r["vs base"] == pytest.approx(r["ms"] / ms[r["base"]], rel=1e-9)
