@@ -8,7 +8,7 @@
 
 Each recipe prints the value it gives next to the value l1optax gives on the same weights, then
 shows the training-time equivalent (``with_l1`` subgradient = the penalty in the loss; ``prox_adam``
-or ``with_l1(method="proximal")`` for exact zeros).
+or ``with_l1(inject_hyperparams(adam)(...))`` for exact zeros in Adam's metric).
 
 Run: ``python examples/migrating.py`` (about 5 seconds; ``--quick`` is accepted and changes nothing).
 """
@@ -158,13 +158,16 @@ def training_equivalents(model: SeedNet, steps: int, progress: bool = True) -> d
             data_loss,
             l1optax.with_l1(optax.adam(lr), lam, method="subgradient"),
         ),
-        "with_l1(adam, proximal)": (
+        "with_l1(adam, decoupled)": (
             data_loss,
-            l1optax.with_l1(optax.adam(lr), lam, learning_rate=lr),
+            l1optax.with_l1(optax.adam(lr), lam, method="decoupled", learning_rate=lr),
         ),
+        "with_l1(inject_hyperparams(adam))": (
+            data_loss,
+            l1optax.with_l1(optax.inject_hyperparams(optax.adam)(learning_rate=lr), lam),
+        ),
+        "prox_adam": (data_loss, l1optax.prox_adam(lr, lam)),
     }
-    if hasattr(l1optax, "prox_adam"):
-        recipes["prox_adam"] = (data_loss, l1optax.prox_adam(lr, lam))
     _section(f"Training {steps} full-batch steps with lam={lam} (random labels, all parameters)")
     zeros = {}
     for name, (loss_fn, tx) in recipes.items():

@@ -6,7 +6,8 @@ fixed 75/25 split) with:
 * ``adam``                       - no L1 (the reference accuracy);
 * ``adam + subgradient``         - ``with_l1(adam, lam, method="subgradient")``, the penalty-in-the-loss
                                    recipe of Keras and PyTorch;
-* ``adam + uniform prox``        - ``with_l1(adam, lam, method="proximal")``: soft threshold lr*lam;
+* ``adam + uniform prox``        - ``with_l1(adam, lam, method="decoupled")``: soft threshold lr*lam
+                                   after Adam's step (a sqrt(v_hat)-weighted lasso);
 * ``prox_adam``                  - ``l1optax.prox_adam``: the threshold lr*lam/(sqrt(v_hat)+eps) in
                                    Adam's own metric, so it solves the lasso it claims to.
 
@@ -83,7 +84,9 @@ def make_tx(method: str, lam: float) -> optax.GradientTransformation:
     if method == "adam + subgradient":
         return l1optax.with_l1(adam, lam, method="subgradient", mask=mask)
     if method == "adam + uniform prox":
-        return l1optax.with_l1(adam, lam, learning_rate=LEARNING_RATE, mask=mask)
+        return l1optax.with_l1(
+            adam, lam, method="decoupled", learning_rate=LEARNING_RATE, mask=mask
+        )
     if method == "prox_adam":
         return l1optax.prox_adam(LEARNING_RATE, lam, mask=mask)
     raise ValueError(f"unknown method {method!r}")

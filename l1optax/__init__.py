@@ -29,13 +29,13 @@ from l1optax._nonconvex import (
 )
 from l1optax._optimizers import (
     CumulativeL1State,
-    ProxAdagradState,
-    ProxAdamState,
-    ProxRMSPropState,
-    ProxSGDState,
     cumulative_l1,
+    prox_adabelief,
     prox_adagrad,
     prox_adam,
+    prox_adamw,
+    prox_amsgrad,
+    prox_nadam,
     prox_rmsprop,
     prox_sgd,
 )
@@ -53,10 +53,12 @@ from l1optax._sparse_training import (
 from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
 from l1optax._transforms import (
     L1SubgradientState,
+    ProxInMetricState,
     ProxState,
     add_l1_subgradient,
     apply_prox,
     l1_prox,
+    prox_in_metric,
     with_l1,
 )
 
@@ -77,17 +79,19 @@ __all__ = [
     # proximal optimizers, elastic net, group lasso
     "CumulativeL1State",
     "FtrlState",
-    "ProxAdagradState",
-    "ProxAdamState",
-    "ProxRMSPropState",
-    "ProxSGDState",
+    "ProxInMetricState",
     "cumulative_l1",
     "elastic_net_penalty",
     "ftrl",
     "group_l1_penalty",
     "group_l1_prox",
+    "prox_adabelief",
     "prox_adagrad",
     "prox_adam",
+    "prox_adamw",
+    "prox_amsgrad",
+    "prox_in_metric",
+    "prox_nadam",
     "prox_elastic_net",
     "prox_group_l1",
     "prox_rmsprop",

@@ -1,18 +1,18 @@
 r"""Proximal optimizers that solve the L1 (elastic-net) problem they claim to solve.
 
-Every optimizer here takes a descent step in the metric of its own (diagonal) preconditioner
-:math:`d_t` and then applies the elastic-net prox *in that same metric*:
+Each optimizer is optax's own alias (``optax.adam``, ``optax.sgd``, ...), built from optax's
+``scale_by_*`` transforms, wrapped by :func:`l1optax.prox_in_metric`: after optax's step the
+prox is taken in the diagonal metric :math:`d_t` that the optimizer's state defines,
 
-.. math:: p_{t+1} = \frac{S_{\eta_t\lambda_1/d_t}(p_t - \eta_t\,\hat m_t/d_t)}{1 + \eta_t\lambda_2/d_t}
+.. math:: p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t),\qquad
+   \Omega = \lambda_1\|\cdot\|_1 + \tfrac{\lambda_2}{2}\|\cdot\|_2^2 \text{ (or any ``prox=``)}
 
-so that its fixed points are exactly the minimisers of :math:`f(p) + \lambda_1\|p\|_1 +
-\tfrac{\lambda_2}{2}\|p\|_2^2` (Yun, Lozano & Yang, 2021). A uniform threshold
-:math:`\eta_t\lambda_1` after an Adam step (``optax.chain(optax.adam(lr), l1_prox(lr, lam))``)
-instead minimises a lasso weighted by :math:`d`, which has a different solution and support.
-
-All moments and accumulators are stored in at least float32 (float64 for float64 parameters),
-whatever the parameters' dtype; updates are returned in the parameters' dtype so that
-``optax.apply_updates`` lands exactly on the proximal point (exact zeros included).
+so that the fixed points are exactly the minimisers of :math:`f + \Omega` (Yun, Lozano & Yang,
+2021). A uniform threshold :math:`\eta_t\lambda_1` after an Adam step instead minimises a lasso
+weighted by :math:`d`, which has a different solution and support. With ``l1reg = 0`` every
+optimizer here is bitwise its optax counterpart (same moments, same dtypes: optax's state sits
+in ``state.inner_state``). Coordinates whose gradient history is exactly zero are not
+thresholded (see :mod:`l1optax._metrics`).
 """
 
 from __future__ import annotations
@@ -25,42 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from l1optax import _metrics
 from l1optax import _validation as v
-from l1optax._elastic_net import elastic_net_leaf
-from l1optax._prox import _soft_threshold
-from l1optax._transforms import ScalarOrSchedule, _at, _evaluate_hyperparams, maybe_masked
+from l1optax._elastic_net import prox_elastic_net
+from l1optax._prox import prox_l1
+from l1optax._transforms import (
+    Mask,
+    _update_to,
+    Prox,
+    ScalarOrSchedule,
+    _at,
+    _evaluate_hyperparams,
+    is_static_zero_tree,
+    maybe_masked,
+    prox_in_metric,
+)
 
 Tree = Any
-Mask = Tree | Callable[[Tree], Tree] | None
-
-
-class ProxSGDState(NamedTuple):
-    """State of :func:`prox_sgd`: the step count and the momentum buffer (or ``EmptyState``)."""
-
-    count: jax.Array  # int32
-    trace: Tree
-
-
-class ProxAdamState(NamedTuple):
-    """State of :func:`prox_adam`: the step count and Adam's first and second moments."""
-
-    count: jax.Array  # int32
-    mu: Tree
-    nu: Tree
-
-
-class ProxAdagradState(NamedTuple):
-    """State of :func:`prox_adagrad`: the step count and the sum of squared gradients."""
-
-    count: jax.Array  # int32
-    accumulator: Tree
-
-
-class ProxRMSPropState(NamedTuple):
-    """State of :func:`prox_rmsprop`: the step count and the moving average of squares."""
-
-    count: jax.Array  # int32
-    nu: Tree
 
 
 class CumulativeL1State(NamedTuple):
@@ -94,6 +75,10 @@ def _zeros_state(params: Tree, fill: Any = 0.0) -> Tree:
     )
 
 
+def _map(f, *trees):
+    return jax.tree.map(lambda *xs: None if xs[0] is None else f(*xs), *trees, is_leaf=v.is_none)
+
+
 def _check_in_range(value: Any, *, fn: str, arg: str, low: float, high: float, closed: bool):
     """Concrete scalars must lie in [low, high) (or [low, high]); tracers are not inspected."""
     if value is None or isinstance(value, jax.core.Tracer):
@@ -117,125 +102,138 @@ def _check_in_range(value: Any, *, fn: str, arg: str, low: float, high: float, c
         )
 
 
-def _penalized(mask: Mask, params: Tree, *, fn: str) -> Tree:
-    """A Python bool per parameter leaf: whether the penalty applies to it."""
-    if mask is None:
-        return jax.tree.map(lambda p: None if p is None else True, params, is_leaf=v.is_none)
-    mask_tree = v.resolve_mask(mask, params, fn=fn)
-    return v.broadcast_to_params(mask_tree, params, fn=fn, arg="mask")
+def _check_flag(value: Any, *, fn: str, arg: str) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"`{fn}({arg}=...)` must be a bool, got {value!r}")
 
 
-def _known_zero(x: Any) -> bool:
-    """True for a concrete scalar 0 (a Python/NumPy number or a concrete 0-d array)."""
-    if isinstance(x, jax.core.Tracer) or np.ndim(x) != 0:
-        return False
-    return bool(np.asarray(x) == 0)
-
-
-def _prox_updates(
-    params: Tree,
-    steps: Tree,
-    scalings: Tree,
+def _proximal_optimizer(
+    fn: str,
+    optimizer: optax.GradientTransformation,
+    step_sizes: Callable[[optax.OptState, jax.Array], Tree],
+    *,
+    learning_rate: Any,
     l1reg: Any,
     l2reg: Any,
-    penalized: Tree,
-    *,
-    fn: str,
-    return_points: bool = False,
-) -> Tree:
-    """Elastic-net prox of ``params + steps`` with per-coordinate step ``scalings``.
-
-    ``steps`` and ``scalings`` are in the compute dtype; the returned updates are in the
-    parameters' dtype (``prox - params``), so ``apply_updates`` lands exactly on the prox point.
-    """
-    l1s = v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg")
-    l2s = v.broadcast_to_params(l2reg, params, fn=fn, arg="l2reg")
-
-    def leaf(p, u, s, a, b, m):
-        if p is None:
-            return None
-        acc = _acc(p)
-        x = p.astype(acc) + u.astype(acc)
-        if not m or (_known_zero(a) and _known_zero(b)):
-            # Unpenalised (masked out, or strengths known to be 0 when tracing): the plain step.
-            return u.astype(p.dtype), x
-        s = jnp.asarray(s, acc)
-        if _known_zero(b):
-            # Pure L1: skip the elastic-net division (bitwise the same result, one pass cheaper).
-            z = _soft_threshold(x, jnp.asarray(a, acc) * s)
-        else:
-            z = elastic_net_leaf(x, jnp.asarray(a, acc) * s, jnp.asarray(b, acc) * s)
-        return z.astype(p.dtype) - p, z
-
-    out = jax.tree.map(leaf, params, steps, scalings, l1s, l2s, penalized, is_leaf=v.is_none)
-    new_updates = _map(lambda p, o: o[0], params, out)
-    if return_points:
-        return new_updates, _map(lambda p, o: o[1], params, out)
-    return new_updates
-
-
-def _check_common(fn: str, learning_rate: Any, l1reg: Any, l2reg: Any) -> None:
+    prox: Prox | None,
+    mask: Mask,
+    feedback: Callable | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """The skeleton every proximal optimizer shares: checks, the prox, ``prox_in_metric``."""
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required, got None")
     v.check_strength(learning_rate, fn=fn, arg="learning_rate")
-    v.check_strength(l1reg, fn=fn, arg="l1reg")
     v.check_strength(l2reg, fn=fn, arg="l2reg")
-
-
-def _schedules_at(count: jax.Array, learning_rate: Any, l1reg: Any, l2reg: Any) -> tuple:
-    """The learning rate and both strengths at ``count`` (schedules evaluated, values kept)."""
-    return (
-        _at(learning_rate, count),
-        _evaluate_hyperparams(l1reg, count),
-        _evaluate_hyperparams(l2reg, count),
+    if prox is None:
+        v.check_strength(l1reg, fn=fn, arg="l1reg")
+        if is_static_zero_tree(l2reg):
+            prox, hyperparams = prox_l1, l1reg
+        else:
+            prox, hyperparams = prox_elastic_net, (l1reg, l2reg)
+    else:
+        if not callable(prox):
+            raise TypeError(
+                f"`{fn}(prox=...)` must be a proximal operator prox(x, hyperparams, scaling), "
+                f"got {prox!r}"
+            )
+        if not is_static_zero_tree(l2reg):
+            raise ValueError(
+                f"`{fn}(l2reg=...)` applies to the default elastic-net prox only; with `prox=` "
+                "put every strength in `l1reg` (passed to the prox as its hyperparams)"
+            )
+        hyperparams = l1reg
+    return prox_in_metric(
+        optimizer, step_sizes, hyperparams, prox=prox, mask=mask, feedback=feedback, name=fn
     )
 
 
-def _map(f, *trees):
-    return jax.tree.map(lambda *xs: None if xs[0] is None else f(*xs), *trees, is_leaf=v.is_none)
+def _trace_feedback(index: int, momentum: Any, nesterov: bool, *, gradient_units: bool):
+    r"""Folds the prox's displacement into optax's momentum buffer (the composite gradient).
+
+    A buffer of gradients alone makes the fixed points the lasso with :math:`(1-\mu)\lambda`;
+    adding :math:`r_t` (the penalty's subgradient the prox applied: ``(p + u - p+)/eta`` in
+    gradient units, ``p+ - (p + u)`` in update units) makes them the elastic-net minimisers
+    (iPiano, Ochs et al. 2014). Nesterov's look-ahead sees the buffer through :math:`\mu^2`,
+    hence the extra :math:`1/\mu`.
+    """
+
+    def feedback(state, residuals, step_sizes):
+        trace_state = state[index]
+        mu = jnp.asarray(momentum)
+        gain = jnp.where(mu > 0, 1 / jnp.where(mu > 0, mu, 1), 0) if nesterov else 1.0
+        scales = v.broadcast_to_params(step_sizes, residuals, fn="prox", arg="scaling")
+
+        def leaf(t, r, s):
+            if r is None:
+                return t
+            r = r.real if jnp.iscomplexobj(r) and not jnp.iscomplexobj(t) else r
+            if gradient_units:
+                s = jnp.asarray(s, r.real.dtype)
+                delta = jnp.where(s > 0, r / jnp.where(s > 0, s, 1), 0)
+            else:
+                delta = -r
+            return (t + (gain * delta).astype(t.dtype)).astype(t.dtype)
+
+        trace = jax.tree.map(
+            leaf, trace_state.trace, residuals, scales, is_leaf=v.is_none
+        )
+        return (*state[:index], trace_state._replace(trace=trace), *state[index + 1 :])
+
+    return feedback
+
+
+_COMMON_ARGS = """      l1reg: :math:`\\lambda_1 \\ge 0`: a float, a schedule, per-leaf scalars or per-coordinate
+        arrays (weighted lasso); with ``prox=``, that prox's hyperparameters.
+      l2reg: :math:`\\lambda_2 \\ge 0`, the strength of :math:`\\tfrac{\\lambda_2}{2}\\|p\\|^2`
+        (default prox only).
+      mask: which parameters are penalised (a pytree of bools or a callable); the others get
+        the plain optax step.
+      prox: a proximal operator ``prox(x, hyperparams, scaling)`` used instead of the
+        elastic-net one, e.g. ``functools.partial(l1optax.prox_group_l1, axis=-1)`` for the
+        group lasso in this optimizer's metric; ``scaling`` is the per-coordinate step."""
+
+
+def _doc(f):
+    f.__doc__ = f.__doc__.replace("    {common}", _COMMON_ARGS)
+    return f
 
 
 # --------------------------------------------------------------------------------------------
-# prox_sgd
+# The optimizers
 # --------------------------------------------------------------------------------------------
 
 
+@_doc
 def prox_sgd(
     learning_rate: ScalarOrSchedule,
     l1reg: ScalarOrSchedule | Tree,
     *,
     momentum: float | None = None,
     nesterov: bool = False,
+    accumulator_dtype: Any = None,
     l2reg: ScalarOrSchedule | Tree = 0.0,
     mask: Mask = None,
+    prox: Prox | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Proximal (stochastic) gradient descent for the lasso / elastic net (ISTA), with momentum.
+    r"""Proximal SGD (ISTA / forward-backward splitting), with heavy-ball or Nesterov momentum.
 
-    .. math:: p_{t+1} = \frac{S_{\eta_t\lambda_1}(y_t)}{1 + \eta_t\lambda_2},\quad
-       y_t = p_t - \eta_t d_t,\quad d_t = g_t + \mu b_{t-1}\ (\text{Nesterov: }
-       g_t + \mu(g_t + \mu b_{t-1})),\quad b_t = g_t + \mu b_{t-1} + r_t/\mu^{[\mathrm{nest}]}
+    .. math:: p_{t+1} = \mathrm{prox}_{\eta_t\Omega}(p_t + u_t),\quad u_t = \text{optax.sgd's
+       update},\quad b_t \mathrel{+}= r_t\ (\text{Nesterov: } r_t/\mu)
 
-    Without momentum (:math:`\mu` = None) this is ISTA / forward-backward splitting: with a step
-    :math:`\eta \le 1/L` it converges to the exact lasso solution and its support. With momentum
-    the buffer :math:`b_t` accumulates the composite gradient :math:`g_t + r_t`, where
-    :math:`r_t = (y_t - p_{t+1})/\eta_t` is the penalty gradient the prox applied (for heavy ball
-    this is the inertial proximal method iPiano, Ochs et al. 2014; with Nesterov :math:`r_t` enters
-    divided by :math:`\mu`, which is what makes the look-ahead's fixed point the same). So the fixed
-    points are the elastic-net minimisers, whereas a gradient-only buffer, as in
-    ``chain(optax.sgd(lr, momentum), l1_prox(lr, lam))``, solves the lasso with
-    :math:`(1-\mu)\lambda_1`. Without penalty it equals ``optax.sgd(lr, momentum, nesterov)``.
-    When to use it: full-batch or well-tuned SGD training where you want exact zeros; for noisy
-    minibatches with a decaying step prefer :func:`cumulative_l1` (stable support).
+    ``optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype)`` followed by the prox.
+    Without momentum this is ISTA: with :math:`\eta \le 1/L` it converges to the lasso solution
+    and its support. With momentum the buffer :math:`b_t` also accumulates :math:`r_t =
+    (p_t + u_t - p_{t+1})/\eta_t`, the penalty gradient the prox applied (the inertial proximal
+    method iPiano), so the fixed points are the elastic-net minimisers; a gradient-only buffer,
+    as in ``chain(optax.sgd(lr, momentum), l1_prox(lr, lam))``, solves the lasso with
+    :math:`(1-\mu)\lambda_1`. With ``l1reg = 0`` it is bitwise ``optax.sgd``.
 
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
-      l1reg: :math:`\lambda_1 \ge 0`: a float, a schedule, per-leaf scalars or per-coordinate
-        arrays (weighted lasso).
+    {common}
       momentum: :math:`\mu \in [0, 1)`, or None for plain proximal gradient.
       nesterov: use Nesterov momentum (as ``optax.sgd``).
-      l2reg: :math:`\lambda_2 \ge 0`, the strength of :math:`\tfrac{\lambda_2}{2}\|p\|^2`.
-      mask: which parameters are penalised (a pytree of bools or a callable); masked-out leaves
-        still get the plain SGD step.
+      accumulator_dtype: the momentum buffer's dtype (as ``optax.sgd``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
@@ -243,7 +241,7 @@ def prox_sgd(
     Raises:
       ValueError: a concrete negative/NaN/inf strength or learning rate; momentum outside
         [0, 1); ``update`` without ``params``; a mask that does not match.
-      TypeError: a parameter leaf is not floating-point.
+      TypeError: a penalised parameter leaf is not floating-point; a non-bool flag.
 
     Examples:
       >>> import jax.numpy as jnp, optax
@@ -256,69 +254,40 @@ def prox_sgd(
 
     References:
       Ochs, Chen, Brox & Pock, 2014, "iPiano: inertial proximal algorithm for nonconvex
-      optimization", SIAM J. Imaging Sciences 7(2).
-      Beck & Teboulle, 2009, "A fast iterative shrinkage-thresholding algorithm for linear inverse
-      problems". Duchi & Singer, 2009, "Efficient online and batch learning using forward
-      backward splitting".
+      optimization", SIAM J. Imaging Sciences 7(2). Duchi & Singer, 2009, "Efficient online
+      and batch learning using forward backward splitting".
     """
     fn = "prox_sgd"
-    _check_common(fn, learning_rate, l1reg, l2reg)
+    _check_flag(nesterov, fn=fn, arg="nesterov")
     if momentum is not None:
         _check_in_range(momentum, fn=fn, arg="momentum", low=0.0, high=1.0, closed=False)
-
-    def init_fn(params):
-        v.check_float_leaves(params, fn=fn)
-        _penalized(mask, params, fn=fn)
-        trace = optax.EmptyState() if momentum is None else _zeros_state(params)
-        return ProxSGDState(count=jnp.zeros([], jnp.int32), trace=trace)
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
-        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
-        penalized = _penalized(mask, params, fn=fn)
-        scalings = _map(lambda p: jnp.asarray(eta, _acc(p)), params)
-        if momentum is None:
-            direction = _map(lambda g, p: g.astype(_acc(p)), updates, params)
-        else:
-
-            def velocity(g, t, p):
-                return g.astype(_acc(p)) + jnp.asarray(momentum, _acc(p)) * t
-
-            candidate = _map(velocity, updates, state.trace, params)
-            direction = _map(velocity, updates, candidate, params) if nesterov else candidate
-        steps = _map(lambda d, p: -jnp.asarray(eta, _acc(p)) * d, direction, params)
-        new_updates, points = _prox_updates(
-            params, steps, scalings, lam1, lam2, penalized, fn=fn, return_points=True
-        )
-        if momentum is None:
-            trace = state.trace
-        else:
-            # The buffer accumulates the composite gradient g + r, where r = (y - prox(y)) / eta is
-            # the penalty's (sub)gradient that the prox applied. Then fixed points are exactly the
-            # elastic-net minimisers (a gradient-only buffer would shrink lam by (1 - momentum)).
-            # Nesterov's look-ahead sees the buffer through momentum**2, hence the 1/momentum.
-            def with_penalty(c, p, s, pt):
-                acc = _acc(p)
-                e = jnp.asarray(eta, acc)
-                y = p.astype(acc) + s
-                r = jnp.where(e > 0, (y - pt) / jnp.where(e > 0, e, 1), 0)
-                if nesterov:
-                    mu = jnp.asarray(momentum, acc)
-                    r = jnp.where(mu > 0, r / jnp.where(mu > 0, mu, 1), 0)
-                return c + r
-
-            trace = _map(with_penalty, candidate, params, steps, points)
-        return new_updates, ProxSGDState(count=optax.safe_increment(state.count), trace=trace)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    opt = optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype)
+    feedback = (
+        None
+        if momentum is None
+        else _trace_feedback(0, momentum, nesterov, gradient_units=True)
+    )
+    return _proximal_optimizer(
+        fn,
+        opt,
+        lambda state, count: _at(learning_rate, count),
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+        feedback=feedback,
+    )
 
 
-# --------------------------------------------------------------------------------------------
-# prox_adam
-# --------------------------------------------------------------------------------------------
+def _check_adam_args(fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any) -> None:
+    _check_in_range(b1, fn=fn, arg="b1", low=0.0, high=1.0, closed=False)
+    _check_in_range(b2, fn=fn, arg="b2", low=0.0, high=1.0, closed=False)
+    v.check_strength(eps, fn=fn, arg="eps", allow_schedule=False)
+    v.check_strength(eps_root, fn=fn, arg="eps_root", allow_schedule=False)
 
 
+@_doc
 def prox_adam(
     learning_rate: ScalarOrSchedule,
     l1reg: ScalarOrSchedule | Tree,
@@ -326,32 +295,29 @@ def prox_adam(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    nesterov: bool = False,
     l2reg: ScalarOrSchedule | Tree = 0.0,
     mask: Mask = None,
+    prox: Prox | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Adam with the L1 (elastic-net) prox taken in Adam's own metric.
+    r"""Adam with the L1 (elastic-net, or any) prox taken in Adam's own metric.
 
-    .. math:: p_{t+1} = \frac{S_{\eta_t\lambda_1/d_t}(p_t - \eta_t\hat m_t/d_t)}
-       {1 + \eta_t\lambda_2/d_t}, \qquad d_t = \sqrt{\hat v_t} + \epsilon
+    .. math:: d_t = \sqrt{\hat\nu_t + \epsilon_{root}} + \epsilon,\quad
+       p_{t+1} = \frac{S_{\eta_t\lambda_1/d_t}(p_t - \eta_t\hat m_t/d_t)}{1 + \eta_t\lambda_2/d_t}
 
-    :math:`\hat m_t, \hat v_t` are Adam's bias-corrected moments (exactly as ``optax.adam``). The
-    per-coordinate threshold :math:`\eta_t\lambda_1/d_t` makes every fixed point a minimiser of
-    :math:`f + \lambda_1\|\cdot\|_1 + \tfrac{\lambda_2}{2}\|\cdot\|^2`; the uniform threshold
-    :math:`\eta_t\lambda_1` of ``chain(adam, l1_prox)`` converges to the minimiser of a
-    :math:`d`-weighted lasso instead (different weights, different support). With
-    ``l1reg = l2reg = 0`` it is ``optax.adam``. When to use it: training networks with Adam and
-    wanting exact zeros for the penalty you actually wrote down.
+    ``optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)`` followed
+    by the prox with per-coordinate steps :math:`\eta_t/d_t`: the fixed points are the
+    elastic-net minimisers (a uniform threshold after Adam solves a :math:`d`-weighted lasso).
+    Coordinates whose second moment is still exactly 0 (no gradient yet: an embedding row never
+    looked up) are left unchanged instead of being thresholded by :math:`\eta\lambda/\epsilon`.
+    With ``l1reg = 0`` it is bitwise ``optax.adam``.
 
     Args:
-      learning_rate: :math:`\eta_t > 0`, a float or a schedule.
-      l1reg: :math:`\lambda_1 \ge 0`: a float, a schedule, per-leaf scalars or per-coordinate
-        arrays.
-      b1: :math:`\beta_1 \in [0, 1)`, the first-moment decay.
-      b2: :math:`\beta_2 \in [0, 1)`, the second-moment decay.
-      eps: :math:`\epsilon \ge 0`, added to :math:`\sqrt{\hat v}` (outside the root, as optax).
-      l2reg: :math:`\lambda_2 \ge 0`, the strength of :math:`\tfrac{\lambda_2}{2}\|p\|^2`
-        (the elastic-net prox under the same metric).
-      mask: which parameters are penalised; masked-out leaves get the plain Adam step.
+      learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
+    {common}
+      b1, b2, eps, eps_root, mu_dtype, nesterov: as ``optax.adam``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
@@ -359,115 +325,480 @@ def prox_adam(
     Raises:
       ValueError: a concrete negative/NaN/inf strength, learning rate or ``eps``; ``b1``/``b2``
         outside [0, 1); ``update`` without ``params``; a mask that does not match.
-      TypeError: a parameter leaf is not floating-point.
+      TypeError: a penalised parameter leaf is not floating-point.
 
     Examples:
       >>> import jax.numpy as jnp, optax
       >>> import l1optax
-      >>> tx = l1optax.prox_adam(0.1, l1reg=0.5)
-      >>> params = jnp.array([1.0, 0.02])
-      >>> grads = jnp.array([0.5, 0.01])
-      >>> updates, _ = tx.update(grads, tx.init(params), params)
-      >>> [round(float(w), 4) for w in optax.apply_updates(params, updates)]  # thresholds 0.1, 5
-      [0.8, 0.0]
+      >>> tx = l1optax.prox_adam(0.1, l1reg=1.0)
+      >>> params = jnp.array([1.0, 0.05])
+      >>> updates, _ = tx.update(jnp.array([1.0, 1.0]), tx.init(params), params)
+      >>> optax.apply_updates(params, updates)  # d = 1: threshold 0.1 after the 0.1 step
+      Array([0.8, 0. ], dtype=float32)
 
     References:
-      Yun, Lozano & Yang, 2021, "Adaptive proximal gradient methods for structured neural
-      networks", NeurIPS. Kingma & Ba, 2015, "Adam: a method for stochastic optimization".
+      Kingma & Ba, 2015, "Adam: a method for stochastic optimization". Yun, Lozano & Yang,
+      2021, "Adaptive proximal gradient methods for structured neural networks", NeurIPS.
     """
-    fn = "prox_adam"
-    _check_common(fn, learning_rate, l1reg, l2reg)
-    _check_in_range(b1, fn=fn, arg="b1", low=0.0, high=1.0, closed=False)
-    _check_in_range(b2, fn=fn, arg="b2", low=0.0, high=1.0, closed=False)
-    v.check_strength(eps, fn=fn, arg="eps", allow_schedule=False)
-
-    def init_fn(params):
-        v.check_float_leaves(params, fn=fn)
-        _penalized(mask, params, fn=fn)
-        return ProxAdamState(
-            count=jnp.zeros([], jnp.int32), mu=_zeros_state(params), nu=_zeros_state(params)
-        )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
-        count_inc = optax.safe_increment(state.count)
-        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
-
-        def moments(g, m, n, p):
-            acc = _acc(p)
-            g = g.astype(acc)
-            beta1, beta2 = jnp.asarray(b1, acc), jnp.asarray(b2, acc)
-            return (1 - beta1) * g + beta1 * m, (1 - beta2) * g * g + beta2 * n
-
-        both = _map(moments, updates, state.mu, state.nu, params)
-        mu = _map(lambda p, mn: mn[0], params, both)
-        nu = _map(lambda p, mn: mn[1], params, both)
-
-        def precondition(m, n, p):
-            acc = _acc(p)
-            t = count_inc.astype(acc)
-            m_hat = m / (1 - jnp.asarray(b1, acc) ** t)
-            n_hat = n / (1 - jnp.asarray(b2, acc) ** t)
-            d = jnp.sqrt(n_hat) + jnp.asarray(eps, acc)
-            e = jnp.asarray(eta, acc)
-            return -e * (m_hat / d), e / d
-
-        pairs = _map(precondition, mu, nu, params)
-        steps = _map(lambda p, sd: sd[0], params, pairs)
-        scalings = _map(lambda p, sd: sd[1], params, pairs)
-        new_updates = _prox_updates(
-            params, steps, scalings, lam1, lam2, _penalized(mask, params, fn=fn), fn=fn
-        )
-        return new_updates, ProxAdamState(count=count_inc, mu=mu, nu=nu)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _adam_family(
+        "prox_adam",
+        learning_rate,
+        l1reg,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
+        l2reg=l2reg,
+        mask=mask,
+        prox=prox,
+    )
 
 
-# --------------------------------------------------------------------------------------------
-# prox_adagrad
-# --------------------------------------------------------------------------------------------
+def _adam_family(fn, learning_rate, l1reg, *, b1, b2, eps, eps_root, mu_dtype, nesterov, l2reg, mask, prox):
+    _check_flag(nesterov, fn=fn, arg="nesterov")
+    _check_adam_args(fn, b1, b2, eps, eps_root)
+    opt = optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
+
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count)
+        return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
+
+    return _proximal_optimizer(
+        fn,
+        opt,
+        step_sizes,
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+    )
 
 
-def prox_adagrad(
+@_doc
+def prox_nadam(
     learning_rate: ScalarOrSchedule,
     l1reg: ScalarOrSchedule | Tree,
     *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
     l2reg: ScalarOrSchedule | Tree = 0.0,
-    initial_accumulator_value: float = 0.1,
     mask: Mask = None,
+    prox: Prox | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Proximal Adagrad: the update of TensorFlow's ``ProximalAdagradOptimizer``.
+    r"""NAdam with the prox in its metric: :func:`prox_adam` with ``nesterov=True``.
 
-    .. math:: a_t = a_{t-1} + g_t^2,\quad \gamma_t = \frac{\eta_t}{\sqrt{a_t}},\quad
-       p_{t+1} = \frac{S_{\gamma_t\lambda_1}(p_t - \gamma_t g_t)}{1 + \gamma_t\lambda_2}
+    .. math:: p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t^{\mathrm{nadam}}),\quad
+       d_t = \sqrt{\hat\nu_t + \epsilon_{root}} + \epsilon
 
-    with :math:`a_0` = ``initial_accumulator_value``. The threshold is scaled by Adagrad's
-    per-coordinate step, so the fixed points are the elastic-net minimisers. Reproduces the
-    values in TensorFlow's ``proximal_adagrad_test.py``. When to use it: sparse/convex problems
-    (linear models, embeddings) where Adagrad's per-feature steps help; its steps shrink like
-    :math:`1/\sqrt{t}`, so it needs a larger ``learning_rate`` than Adam.
+    Bitwise ``optax.nadam`` with ``l1reg = 0``.
 
     Args:
-      learning_rate: :math:`\eta_t > 0`, a float or a schedule.
-      l1reg: :math:`\lambda_1 \ge 0`: a float, a schedule, per-leaf scalars or per-coordinate
-        arrays.
-      l2reg: :math:`\lambda_2 \ge 0`, the strength of :math:`\tfrac{\lambda_2}{2}\|p\|^2`.
-      initial_accumulator_value: :math:`a_0 > 0`.
-      mask: which parameters are penalised; masked-out leaves get the plain Adagrad step.
+      learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
+    {common}
+      b1, b2, eps, eps_root, mu_dtype: as ``optax.nadam``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
 
     Raises:
-      ValueError: a concrete negative/NaN/inf strength or learning rate; a non-positive
-        ``initial_accumulator_value``; ``update`` without ``params``; a mask that does not match.
-      TypeError: a parameter leaf is not floating-point.
+      ValueError: as :func:`prox_adam`.
+      TypeError: as :func:`prox_adam`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import l1optax
+      >>> tx = l1optax.prox_nadam(1e-3, l1reg=1e-4)
+      >>> state = tx.init(jnp.zeros(3))
+
+    References:
+      Dozat, 2016, "Incorporating Nesterov momentum into Adam", ICLR workshop.
+    """
+    return _adam_family(
+        "prox_nadam",
+        learning_rate,
+        l1reg,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        mu_dtype=mu_dtype,
+        nesterov=True,
+        l2reg=l2reg,
+        mask=mask,
+        prox=prox,
+    )
+
+
+@_doc
+def prox_adamw(
+    learning_rate: ScalarOrSchedule,
+    l1reg: ScalarOrSchedule | Tree,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    weight_decay_mask: Mask = None,
+    nesterov: bool = False,
+    l2reg: ScalarOrSchedule | Tree = 0.0,
+    mask: Mask = None,
+    prox: Prox | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""AdamW (decoupled weight decay) with the L1 prox in Adam's metric.
+
+    .. math:: u_t = -\eta_t(\hat m_t/d_t + w\,p_t),\quad
+       p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t)
+
+    ``optax.adamw(..., weight_decay, mask=weight_decay_mask, nesterov)`` followed by the prox.
+    The weight decay stays decoupled (it is part of AdamW's update, not of the penalty); with
+    ``weight_decay=0`` the fixed points are the lasso minimisers. ``mask`` selects the L1
+    penalty; optax's weight-decay mask is ``weight_decay_mask``. With ``l1reg = 0`` it is
+    bitwise ``optax.adamw``.
+
+    Args:
+      learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
+    {common}
+      b1, b2, eps, eps_root, mu_dtype, nesterov: as ``optax.adamw``.
+      weight_decay: AdamW's decoupled decay rate :math:`w \ge 0` (a float or a schedule).
+      weight_decay_mask: optax.adamw's ``mask`` (which leaves decay).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: as :func:`prox_adam`, and a negative concrete ``weight_decay``.
+      TypeError: as :func:`prox_adam`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import l1optax
+      >>> tx = l1optax.prox_adamw(1e-3, l1reg=1e-4, weight_decay=1e-2)
+      >>> state = tx.init({"w": jnp.zeros(3)})
+
+    References:
+      Loshchilov & Hutter, 2019, "Decoupled weight decay regularization", ICLR.
+    """
+    fn = "prox_adamw"
+    _check_flag(nesterov, fn=fn, arg="nesterov")
+    _check_adam_args(fn, b1, b2, eps, eps_root)
+    v.check_strength(weight_decay, fn=fn, arg="weight_decay")
+    opt = optax.adamw(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        weight_decay,
+        weight_decay_mask,
+        nesterov=nesterov,
+    )
+
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count)
+        return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
+
+    return _proximal_optimizer(
+        fn,
+        opt,
+        step_sizes,
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+    )
+
+
+@_doc
+def prox_amsgrad(
+    learning_rate: ScalarOrSchedule,
+    l1reg: ScalarOrSchedule | Tree,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    l2reg: ScalarOrSchedule | Tree = 0.0,
+    mask: Mask = None,
+    prox: Prox | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""AMSGrad with the prox in its metric (the running maximum of Adam's second moment).
+
+    .. math:: d_t = \sqrt{\max_{s \le t}\hat\nu_s + \epsilon_{root}} + \epsilon,\quad
+       p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t)
+
+    ``optax.amsgrad(...)`` followed by the prox; coordinates with :math:`\nu_{max} = 0` are left
+    unchanged. Bitwise ``optax.amsgrad`` with ``l1reg = 0``.
+
+    Args:
+      learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
+    {common}
+      b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu: as
+        ``optax.amsgrad``.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: as :func:`prox_adam`.
+      TypeError: as :func:`prox_adam`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import l1optax
+      >>> tx = l1optax.prox_amsgrad(1e-3, l1reg=1e-4)
+      >>> state = tx.init(jnp.zeros(3))
+
+    References:
+      Reddi, Kale & Kumar, 2018, "On the convergence of Adam and beyond", ICLR.
+    """
+    fn = "prox_amsgrad"
+    _check_flag(bias_correction_mu, fn=fn, arg="bias_correction_mu")
+    _check_flag(bias_correction_nu, fn=fn, arg="bias_correction_nu")
+    _check_adam_args(fn, b1, b2, eps, eps_root)
+    opt = optax.amsgrad(
+        learning_rate, b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu
+    )
+
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count)
+        return _metrics.amsgrad_step_sizes(state[0], lr, eps=eps, eps_root=eps_root)
+
+    return _proximal_optimizer(
+        fn,
+        opt,
+        step_sizes,
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+    )
+
+
+@_doc
+def prox_adabelief(
+    learning_rate: ScalarOrSchedule,
+    l1reg: ScalarOrSchedule | Tree,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-16,
+    eps_root: float = 1e-16,
+    nesterov: bool = False,
+    l2reg: ScalarOrSchedule | Tree = 0.0,
+    mask: Mask = None,
+    prox: Prox | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""AdaBelief with the prox in its metric (the belief in the gradient's prediction error).
+
+    .. math:: d_t = \sqrt{\hat s_t} + \epsilon,\quad
+       p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t)
+
+    ``optax.adabelief(...)`` followed by the prox. AdaBelief adds ``eps_root`` to its second
+    moment at every step, so coordinates whose *first* moment is still exactly 0 count as never
+    seen and are left unchanged. Bitwise ``optax.adabelief`` with ``l1reg = 0``.
+
+    Args:
+      learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
+    {common}
+      b1, b2, eps, eps_root, nesterov: as ``optax.adabelief``.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: as :func:`prox_adam`.
+      TypeError: as :func:`prox_adam`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import l1optax
+      >>> tx = l1optax.prox_adabelief(1e-3, l1reg=1e-4)
+      >>> state = tx.init(jnp.zeros(3))
+
+    References:
+      Zhuang et al., 2020, "AdaBelief optimizer: adapting stepsizes by the belief in observed
+      gradients", NeurIPS.
+    """
+    fn = "prox_adabelief"
+    _check_flag(nesterov, fn=fn, arg="nesterov")
+    _check_adam_args(fn, b1, b2, eps, eps_root)
+    opt = optax.adabelief(learning_rate, b1, b2, eps, eps_root, nesterov=nesterov)
+
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count)
+        return _metrics.belief_step_sizes(state[0], lr, b2=b2, eps=eps)
+
+    return _proximal_optimizer(
+        fn,
+        opt,
+        step_sizes,
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+    )
+
+
+@_doc
+def prox_rmsprop(
+    learning_rate: ScalarOrSchedule,
+    l1reg: ScalarOrSchedule | Tree,
+    *,
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
+    l2reg: ScalarOrSchedule | Tree = 0.0,
+    mask: Mask = None,
+    prox: Prox | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""RMSProp (optionally centered, with momentum) with the prox in its metric.
+
+    .. math:: d_t = \sqrt{\hat\nu_t [- \hat\mu_t^2] + \epsilon}\ (\text{or } \sqrt{\cdot} +
+       \epsilon),\quad p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t)
+
+    ``optax.rmsprop(...)`` with optax's arguments and defaults, followed by the prox. With
+    ``momentum`` the buffer also accumulates the prox's displacement (as in :func:`prox_sgd`) so
+    the fixed points stay the elastic-net minimisers. Coordinates whose second moment is still
+    exactly 0 (with ``initial_scale = 0``) are left unchanged. Bitwise ``optax.rmsprop`` with
+    ``l1reg = 0``.
+
+    Args:
+      learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
+    {common}
+      decay, eps, initial_scale, eps_in_sqrt, centered, momentum, nesterov, bias_correction: as
+        ``optax.rmsprop``.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: a concrete negative/NaN/inf strength, learning rate or ``eps``; ``decay`` or
+        ``momentum`` outside [0, 1); ``update`` without ``params``; a mask that does not match.
+      TypeError: a penalised parameter leaf is not floating-point; a non-bool flag.
 
     Examples:
       >>> import jax.numpy as jnp, optax
       >>> import l1optax
-      >>> tx = l1optax.prox_adagrad(3.0, l1reg=0.001, initial_accumulator_value=0.1)
+      >>> tx = l1optax.prox_rmsprop(0.01, l1reg=1.0, decay=0.75, eps=0.0)
+      >>> params = jnp.array([1.0, 0.01])
+      >>> updates, _ = tx.update(jnp.array([1.0, 1.0]), tx.init(params), params)
+      >>> [round(float(w), 4) for w in optax.apply_updates(params, updates)]  # d = 0.5
+      [0.96, 0.0]
+
+    References:
+      Tieleman & Hinton, 2012, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
+      Learning. Yun, Lozano & Yang, 2021, "Adaptive proximal gradient methods for structured
+      neural networks", NeurIPS.
+    """
+    fn = "prox_rmsprop"
+    for flag in ("eps_in_sqrt", "centered", "nesterov", "bias_correction"):
+        _check_flag(locals()[flag], fn=fn, arg=flag)
+    _check_in_range(decay, fn=fn, arg="decay", low=0.0, high=1.0, closed=False)
+    if momentum is not None:
+        _check_in_range(momentum, fn=fn, arg="momentum", low=0.0, high=1.0, closed=False)
+    v.check_strength(eps, fn=fn, arg="eps", allow_schedule=False)
+    v.check_strength(initial_scale, fn=fn, arg="initial_scale", allow_schedule=False)
+    opt = optax.rmsprop(
+        learning_rate,
+        decay,
+        eps,
+        initial_scale,
+        eps_in_sqrt,
+        centered,
+        momentum,
+        nesterov,
+        bias_correction,
+    )
+
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count)
+        return _metrics.rms_step_sizes(
+            state[0],
+            lr,
+            decay=decay,
+            eps=eps,
+            eps_in_sqrt=eps_in_sqrt,
+            bias_correction=bias_correction,
+        )
+
+    feedback = (
+        None
+        if momentum is None
+        else _trace_feedback(2, momentum, nesterov, gradient_units=False)
+    )
+    return _proximal_optimizer(
+        fn,
+        opt,
+        step_sizes,
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+        feedback=feedback,
+    )
+
+
+@_doc
+def prox_adagrad(
+    learning_rate: ScalarOrSchedule,
+    l1reg: ScalarOrSchedule | Tree,
+    *,
+    initial_accumulator_value: float = 0.1,
+    eps: float = 1e-7,
+    l2reg: ScalarOrSchedule | Tree = 0.0,
+    mask: Mask = None,
+    prox: Prox | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Proximal Adagrad: TensorFlow's ``ProximalAdagradOptimizer`` on top of ``optax.adagrad``.
+
+    .. math:: a_t = a_{t-1} + g_t^2,\quad \gamma_t = \frac{\eta_t}{\sqrt{a_t + \epsilon}},\quad
+       p_{t+1} = \frac{S_{\gamma_t\lambda_1}(p_t - \gamma_t g_t)}{1 + \gamma_t\lambda_2}
+
+    ``optax.adagrad(learning_rate, initial_accumulator_value, eps)`` followed by the prox in
+    Adagrad's metric; with ``eps=0`` it reproduces the values in TensorFlow's
+    ``proximal_adagrad_test.py``. Coordinates whose accumulator still equals
+    ``initial_accumulator_value`` (every gradient so far exactly 0) are left unchanged, like
+    TensorFlow's sparse updates. Bitwise ``optax.adagrad`` with ``l1reg = 0``.
+
+    Args:
+      learning_rate: :math:`\eta_t > 0`, a float or a schedule.
+    {common}
+      initial_accumulator_value: :math:`a_0 \ge 0` (as ``optax.adagrad``).
+      eps: :math:`\epsilon \ge 0` (as ``optax.adagrad``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: a concrete negative/NaN/inf strength, learning rate, ``eps`` or
+        ``initial_accumulator_value``; ``update`` without ``params``; a mask that does not match.
+      TypeError: a penalised parameter leaf is not floating-point.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax
+      >>> import l1optax
+      >>> tx = l1optax.prox_adagrad(3.0, l1reg=0.001, initial_accumulator_value=0.1, eps=0.0)
       >>> params = jnp.array([1.0, 2.0])
       >>> state = tx.init(params)
       >>> for _ in range(10):
@@ -481,133 +812,28 @@ def prox_adagrad(
       stochastic optimization", JMLR 12. TensorFlow, ``tf.compat.v1.train.ProximalAdagradOptimizer``.
     """
     fn = "prox_adagrad"
-    _check_common(fn, learning_rate, l1reg, l2reg)
     v.check_strength(
         initial_accumulator_value, fn=fn, arg="initial_accumulator_value", allow_schedule=False
     )
-    if not isinstance(initial_accumulator_value, jax.core.Tracer) and not np.all(
-        np.asarray(initial_accumulator_value, np.float64) > 0
-    ):
-        raise ValueError(
-            f"`{fn}(initial_accumulator_value=...)` must be positive, got "
-            f"{float(np.asarray(initial_accumulator_value))!r}"
-        )
-
-    def init_fn(params):
-        v.check_float_leaves(params, fn=fn)
-        _penalized(mask, params, fn=fn)
-        acc0 = _map(lambda p: jnp.full_like(p, initial_accumulator_value, dtype=_acc(p)), params)
-        return ProxAdagradState(count=jnp.zeros([], jnp.int32), accumulator=acc0)
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
-        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
-        accumulator = _map(
-            lambda g, a, p: a + jnp.square(g.astype(_acc(p))), updates, state.accumulator, params
-        )
-        scalings = _map(
-            lambda a, p: jnp.asarray(eta, _acc(p)) * jax.lax.rsqrt(a), accumulator, params
-        )
-        steps = _map(lambda g, s, p: -s * g.astype(_acc(p)), updates, scalings, params)
-        new_updates = _prox_updates(
-            params, steps, scalings, lam1, lam2, _penalized(mask, params, fn=fn), fn=fn
-        )
-        return new_updates, ProxAdagradState(
-            count=optax.safe_increment(state.count), accumulator=accumulator
-        )
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-# --------------------------------------------------------------------------------------------
-# prox_rmsprop
-# --------------------------------------------------------------------------------------------
-
-
-def prox_rmsprop(
-    learning_rate: ScalarOrSchedule,
-    l1reg: ScalarOrSchedule | Tree,
-    *,
-    decay: float = 0.9,
-    eps: float = 1e-8,
-    l2reg: ScalarOrSchedule | Tree = 0.0,
-    mask: Mask = None,
-) -> optax.GradientTransformationExtraArgs:
-    r"""RMSProp with the L1 (elastic-net) prox taken in RMSProp's metric.
-
-    .. math:: v_t = \rho v_{t-1} + (1-\rho) g_t^2,\quad d_t = \sqrt{v_t} + \epsilon,\quad
-       p_{t+1} = \frac{S_{\eta_t\lambda_1/d_t}(p_t - \eta_t g_t/d_t)}{1 + \eta_t\lambda_2/d_t}
-
-    With ``l1reg = l2reg = 0`` it equals ``optax.rmsprop(learning_rate, decay, eps,
-    eps_in_sqrt=False)`` (no bias correction, :math:`v_0 = 0`). When to use it: where you would
-    use RMSProp (non-stationary objectives, RL) and want exact zeros for the right objective.
-
-    Args:
-      learning_rate: :math:`\eta_t > 0`, a float or a schedule.
-      l1reg: :math:`\lambda_1 \ge 0`: a float, a schedule, per-leaf scalars or per-coordinate
-        arrays.
-      decay: :math:`\rho \in [0, 1)`.
-      eps: :math:`\epsilon \ge 0`, added to :math:`\sqrt{v_t}`.
-      l2reg: :math:`\lambda_2 \ge 0`, the strength of :math:`\tfrac{\lambda_2}{2}\|p\|^2`.
-      mask: which parameters are penalised; masked-out leaves get the plain RMSProp step.
-
-    Returns:
-      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
-
-    Raises:
-      ValueError: a concrete negative/NaN/inf strength, learning rate or ``eps``; ``decay``
-        outside [0, 1); ``update`` without ``params``; a mask that does not match.
-      TypeError: a parameter leaf is not floating-point.
-
-    Examples:
-      >>> import jax.numpy as jnp, optax
-      >>> import l1optax
-      >>> tx = l1optax.prox_rmsprop(0.01, l1reg=1.0, decay=0.75)
-      >>> params = jnp.array([1.0, 0.01])
-      >>> updates, _ = tx.update(jnp.array([1.0, 1.0]), tx.init(params), params)
-      >>> [round(float(w), 4) for w in optax.apply_updates(params, updates)]  # d = 0.5
-      [0.96, 0.0]
-
-    References:
-      Tieleman & Hinton, 2012, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
-      Learning. Yun, Lozano & Yang, 2021, "Adaptive proximal gradient methods for structured
-      neural networks", NeurIPS.
-    """
-    fn = "prox_rmsprop"
-    _check_common(fn, learning_rate, l1reg, l2reg)
-    _check_in_range(decay, fn=fn, arg="decay", low=0.0, high=1.0, closed=False)
     v.check_strength(eps, fn=fn, arg="eps", allow_schedule=False)
+    opt = optax.adagrad(learning_rate, initial_accumulator_value, eps)
 
-    def init_fn(params):
-        v.check_float_leaves(params, fn=fn)
-        _penalized(mask, params, fn=fn)
-        return ProxRMSPropState(count=jnp.zeros([], jnp.int32), nu=_zeros_state(params))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
-        eta, lam1, lam2 = _schedules_at(state.count, learning_rate, l1reg, l2reg)
-
-        def new_nu(g, n, p):
-            acc = _acc(p)
-            g = g.astype(acc)
-            rho = jnp.asarray(decay, acc)
-            return (1 - rho) * g * g + rho * n
-
-        nu = _map(new_nu, updates, state.nu, params)
-        scalings = _map(
-            lambda n, p: jnp.asarray(eta, _acc(p)) / (jnp.sqrt(n) + jnp.asarray(eps, _acc(p))),
-            nu,
-            params,
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count)
+        return _metrics.rss_step_sizes(
+            state[0], lr, eps=eps, initial_accumulator_value=initial_accumulator_value
         )
-        steps = _map(lambda g, s, p: -s * g.astype(_acc(p)), updates, scalings, params)
-        new_updates = _prox_updates(
-            params, steps, scalings, lam1, lam2, _penalized(mask, params, fn=fn), fn=fn
-        )
-        return new_updates, ProxRMSPropState(count=optax.safe_increment(state.count), nu=nu)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _proximal_optimizer(
+        fn,
+        opt,
+        step_sizes,
+        learning_rate=learning_rate,
+        l1reg=l1reg,
+        l2reg=l2reg,
+        prox=prox,
+        mask=mask,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -699,8 +925,13 @@ def cumulative_l1(
             neg = jnp.minimum(0, x + (u - q))
             z = jnp.where(x > 0, pos, jnp.where(x < 0, neg, x))
             z = jnp.where(jnp.isnan(u), jnp.nan, z)
-            new_q = q + (z - x)
-            return z.astype(p.dtype) - p, new_q
+            update = _update_to(p, g, x, z)
+            # Record only the penalty the stored weights received: in bfloat16/float16 a small
+            # threshold can round away, and must then stay owed (Tsuruoka's q is what was applied).
+            landed = (p + update).astype(p.dtype).astype(acc)
+            unpenalised = x.astype(p.dtype).astype(acc)
+            new_q = q + (landed - unpenalised)
+            return update, new_q
 
         both = _map(leaf, params, updates, total, state.applied)
         new_updates = _map(lambda p, b: b[0], params, both)

@@ -10,18 +10,27 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from l1optax import _metrics
 from l1optax import _validation as v
 from l1optax._prox import prox_l1
 
 Tree = Any
 ScalarOrSchedule = float | jax.Array | optax.Schedule
 Prox = Callable[[Tree, Any, Any], Tree]
+Mask = Tree | Callable[[Tree], Tree] | None
 
 
 class ProxState(NamedTuple):
     """State of a proximal step: the step count its schedules are evaluated at."""
 
     count: jax.Array  # int32, the same count optax.scale_by_learning_rate uses
+
+
+class ProxInMetricState(NamedTuple):
+    """State of :func:`prox_in_metric`: the step count and the wrapped optimizer's own state."""
+
+    count: jax.Array  # int32: the step the schedules of the penalty are evaluated at
+    inner_state: optax.OptState
 
 
 class L1SubgradientState(NamedTuple):
@@ -114,6 +123,7 @@ def _proximal_transform(
     fn: str,
     identity: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
+    """A prox step with the scalar step size ``learning_rate``, last in a chain (no metric)."""
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required for a proximal step")
 
@@ -124,32 +134,69 @@ def _proximal_transform(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
-        if identity:
-            # The penalty is known to be 0 at construction: pass the updates through untouched
-            # (same state, same checks), so that XLA compiles exactly the base optimizer's
-            # program and the result is bitwise the base optimizer's even when the whole step
-            # is fused into one jitted function.
-            return updates, ProxState(count=optax.safe_increment(state.count))
-        eta = _at(learning_rate, state.count)
-        hp = _evaluate_hyperparams(hyperparams, state.count)
-        targets = jax.tree.map(
-            lambda p, u: None if p is None else _sum_in_compute_dtype(p, u),
-            params,
-            updates,
-            is_leaf=v.is_none,
-        )
-        proximal_points = prox(targets, hp, eta)
-        new_updates = jax.tree.map(
-            lambda p, u, x, z: None if p is None else _update_to(p, u, x, z),
-            params,
-            updates,
-            targets,
-            proximal_points,
-            is_leaf=v.is_none,
-        )
-        return new_updates, ProxState(count=optax.safe_increment(state.count))
+        if not identity:
+            hp = _evaluate_hyperparams(hyperparams, state.count)
+            updates, _ = prox_step(
+                prox, hp, params, updates, _at(learning_rate, state.count), fn=fn
+            )
+        # With identity (a penalty known to be 0 at construction) the updates pass through
+        # untouched (same state, same checks), so XLA compiles exactly the base optimizer's
+        # program and the result is bitwise the base optimizer's.
+        return updates, ProxState(count=optax.safe_increment(state.count))
 
     return maybe_masked(optax.GradientTransformation(init_fn, update_fn), mask, fn=fn)
+
+
+def prox_step(
+    prox: Prox,
+    hyperparams: Any,
+    params: Tree,
+    updates: Tree,
+    step_sizes: Any,
+    *,
+    penalized: Tree | None = None,
+    fn: str,
+) -> tuple[Tree, Tree]:
+    r"""The one prox-step kernel: updates that land on :math:`\mathrm{prox}_{s\Omega}(p + u)`.
+
+    ``p + u`` is formed in at least float32 (``compute_dtype`` of the wider of the parameters'
+    and updates' dtypes), the prox is applied with ``scaling=step_sizes`` (a scalar, or a pytree
+    of per-coordinate step sizes :math:`\eta/d` for a diagonal metric), and the update is
+    returned in ``result_type(p, u)`` so that ``optax.apply_updates`` lands exactly on the
+    proximal point (exact zeros included). Where the prox leaves a point unchanged the incoming
+    update is passed through bitwise. Leaves whose ``penalized`` entry is False are not handed to
+    the prox (None in its input) and keep their update. Returns ``(new_updates, residuals)``
+    where ``residuals = (p + u) - prox(p + u)`` in the compute dtype (None where unpenalised).
+    """
+    if penalized is None:
+        penalized = jax.tree.map(lambda p: p is not None, params, is_leaf=v.is_none)
+    targets = jax.tree.map(
+        lambda p, u, m: None if (p is None or not m) else _sum_in_compute_dtype(p, u),
+        params,
+        updates,
+        penalized,
+        is_leaf=v.is_none,
+    )
+    proximal_points = prox(targets, hyperparams, step_sizes)
+    _check_prox_output(proximal_points, targets, fn=fn)
+
+    def leaf(p, u, x, z):
+        if p is None:
+            return None
+        if x is None:
+            return u
+        return _update_to(p, u, x, z)
+
+    new_updates = jax.tree.map(
+        leaf, params, updates, targets, proximal_points, is_leaf=v.is_none
+    )
+    residuals = jax.tree.map(
+        lambda x, z: None if x is None else x - z.astype(x.dtype),
+        targets,
+        proximal_points,
+        is_leaf=v.is_none,
+    )
+    return new_updates, residuals
 
 
 def _sum_in_compute_dtype(p: jax.Array, u: jax.Array) -> jax.Array:
@@ -170,6 +217,24 @@ def _update_to(p: jax.Array, u: jax.Array, x: jax.Array, z: jax.Array) -> jax.Ar
     out_dtype = jnp.result_type(p, u)
     moved = z.astype(p.dtype).astype(out_dtype) - p.astype(out_dtype)
     return jnp.where(z == x, u.astype(out_dtype), moved)
+
+
+def _check_prox_output(points: Tree, targets: Tree, *, fn: str) -> None:
+    """A prox must return a tree like its input, leaf by leaf the same shape."""
+    flat_x, tree_x = jax.tree_util.tree_flatten_with_path(targets, is_leaf=v.is_none)
+    flat_z, tree_z = jax.tree_util.tree_flatten(points, is_leaf=v.is_none)
+    if tree_x != tree_z:
+        raise ValueError(
+            f"`{fn}`: the proximal operator returned a pytree whose structure differs from its "
+            f"input ({tree_z} for {tree_x})"
+        )
+    for (path, x), z in zip(flat_x, flat_z, strict=True):
+        if x is not None and (z is None or jnp.shape(z) != jnp.shape(x)):
+            raise ValueError(
+                f"`{fn}`: the proximal operator returned shape {jnp.shape(z)} for leaf "
+                f"{jax.tree_util.keystr(path) or '<root>'} of shape {jnp.shape(x)}; a prox must "
+                "keep every leaf's shape"
+            )
 
 
 def l1_prox(
@@ -333,56 +398,257 @@ def _is_static_zero(s: Any) -> bool:
         return False
 
 
+def penalized_leaves(mask: Mask, params: Tree, *, fn: str) -> Tree:
+    """A Python bool per parameter leaf (None kept): whether the penalty applies to it."""
+    if mask is None:
+        return jax.tree.map(lambda p: None if p is None else True, params, is_leaf=v.is_none)
+    mask_tree = v.resolve_mask(mask, params, fn=fn)
+    return v.broadcast_to_params(mask_tree, params, fn=fn, arg="mask")
+
+
+def _check_penalized_float(params: Tree, penalized: Tree, *, fn: str) -> None:
+    kept = jax.tree.map(
+        lambda p, m: p if m else None, params, penalized, is_leaf=v.is_none
+    )
+    v.check_float_leaves(kept, fn=fn)
+
+
+def is_static_zero_tree(tree: Any) -> bool:
+    """True when every leaf is a concrete scalar 0 (never inspects a tracer)."""
+    leaves = jax.tree.leaves(tree)
+    return bool(leaves) and all(_is_static_zero(leaf) for leaf in leaves)
+
+
+def prox_in_metric(
+    optimizer: optax.GradientTransformation,
+    step_sizes: Callable[[optax.OptState, jax.Array], Any],
+    hyperparams: Any,
+    *,
+    prox: Prox = prox_l1,
+    mask: Mask = None,
+    feedback: Callable[[optax.OptState, Tree, Any], optax.OptState] | None = None,
+    name: str = "prox_in_metric",
+) -> optax.GradientTransformationExtraArgs:
+    r"""Wraps an optax optimizer so that its step ends with a prox taken in its own metric.
+
+    .. math:: p_{t+1} = \mathrm{prox}_{\eta_t\Omega,\,d_t}(p_t + u_t)
+       = \arg\min_z \tfrac12\|z - p_t - u_t\|_{d_t}^2 + \eta_t\Omega(z)
+
+    where :math:`u_t` is ``optimizer``'s update and :math:`d_t` the diagonal metric its state
+    defines. With ``prox(x, hyperparams, scaling)`` (jaxopt's signature) this is
+    ``prox(p + u, hyperparams, step_sizes(state, count))``: ``step_sizes`` returns the
+    per-coordinate steps :math:`s = \eta_t/d_t` from the optimizer's *new* state (a scalar for
+    plain SGD). The fixed points are then the minimisers of :math:`f + \Omega` for any positive
+    metric, whereas a uniform threshold after an adaptive step minimises a metric-weighted
+    penalty instead. A step size of 0 leaves a coordinate bitwise unchanged (used for
+    coordinates with no gradient history). This is the one mechanism every l1optax proximal
+    optimizer is built from; adding the metric of another optax optimizer takes a few lines
+    (see the example).
+
+    The prox step is l1optax's single kernel: ``p + u`` in at least float32, the update
+    returned in the wider of the parameters' and updates' dtypes so ``optax.apply_updates``
+    lands exactly on the proximal point, exact zeros in every dtype, complex leaves shrunk in
+    modulus. Where the prox leaves a point unchanged (zero strength) the optimizer's update is
+    passed through bitwise; a strength that is a concrete 0 skips the prox entirely.
+
+    Args:
+      optimizer: any optax ``GradientTransformation`` (with its learning-rate scaling).
+      step_sizes: ``(new_optimizer_state, count) -> scaling``, a scalar or a pytree like the
+        parameters of per-coordinate step sizes :math:`\eta_t/d_t \ge 0`; ``count`` is the step
+        index (0 on the first update) for evaluating learning-rate schedules.
+      hyperparams: the prox's hyperparameters (e.g. ``l1reg``); any leaf may be a schedule.
+      prox: the proximal operator, ``prox(x, hyperparams, scaling)`` (default :func:`prox_l1`).
+      mask: which parameters are penalised (a pytree of bools or a callable); the others get the
+        optimizer's update unchanged.
+      feedback: optional ``(new_state, residuals, step_sizes) -> state``, called with the
+        displacement ``(p + u) - p^+`` the prox applied, for optimizers whose state must see the
+        composite gradient (a momentum buffer).
+      name: the function name used in error messages.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose state is
+      ``ProxInMetricState(count, inner_state)`` and whose ``update`` needs ``params``.
+
+    Raises:
+      ValueError: ``update`` without ``params``; a mask that does not match; a prox that
+        changes a leaf's shape.
+      TypeError: a penalised parameter leaf is not floating-point or complex.
+
+    Examples:
+      The metric of ``optax.adagrad`` in three lines (``l1optax.prox_adagrad`` is this):
+
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import l1optax
+      >>> lr = 0.5
+      >>> def adagrad_steps(state, count):
+      ...     acc = state[0].sum_of_squares
+      ...     return jax.tree.map(lambda a: lr * jax.lax.rsqrt(a + 1e-7), acc)
+      >>> tx = l1optax.prox_in_metric(optax.adagrad(lr), adagrad_steps, 0.1)
+      >>> params = jnp.array([1.0, 0.01])
+      >>> updates, _ = tx.update(jnp.array([0.1, 0.1]), tx.init(params), params)
+      >>> optax.apply_updates(params, updates)
+      Array([0.8041..., 0.       ], dtype=float32)
+
+    References:
+      Yun, Lozano & Yang, 2021, "Adaptive proximal gradient methods for structured neural
+      networks", NeurIPS. Parikh & Boyd, 2014, "Proximal algorithms", Section 4.2.
+    """
+    fn = name
+    identity = is_static_zero_tree(hyperparams)
+    optimizer = optax.with_extra_args_support(optimizer)
+
+    def init_fn(params):
+        penalized = penalized_leaves(mask, params, fn=fn)
+        _check_penalized_float(params, penalized, fn=fn)
+        return ProxInMetricState(
+            count=jnp.zeros([], jnp.int32), inner_state=optimizer.init(params)
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        v.require_params(params, fn=f"{fn}(...).update")
+        new_updates, inner_state = optimizer.update(
+            updates, state.inner_state, params, **extra_args
+        )
+        if not identity:
+            penalized = penalized_leaves(mask, params, fn=fn)
+            scaling = step_sizes(inner_state, state.count)
+            hp = _evaluate_hyperparams(hyperparams, state.count)
+            new_updates, residuals = prox_step(
+                prox, hp, params, new_updates, scaling, penalized=penalized, fn=fn
+            )
+            if feedback is not None:
+                inner_state = feedback(inner_state, residuals, scaling)
+        return new_updates, ProxInMetricState(
+            count=optax.safe_increment(state.count), inner_state=inner_state
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 def with_l1(
     optimizer: optax.GradientTransformation,
     l1reg: ScalarOrSchedule | Tree,
     *,
     method: str = "proximal",
     learning_rate: ScalarOrSchedule | None = None,
-    mask: Tree | Callable[[Tree], Tree] | None = None,
+    mask: Mask = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Adds L1 regularization to any optax optimizer, each method where it belongs.
+    r"""Adds L1 regularization to an optax optimizer without changing the problem it solves.
 
     .. math:: \min_p f(p) + \lambda\|p\|_1
 
-    ``method="proximal"`` gives ``optax.chain(optimizer, l1_prox(learning_rate, l1reg))``: exact
-    zeros, but with adaptive optimizers a preconditioner-weighted lasso (see ``prox_adam``).
-    ``method="subgradient"`` gives ``optax.chain(add_l1_subgradient(l1reg), optimizer)``: the
-    penalty-in-the-loss recipe, no exact zeros.
+    ``method="proximal"`` (default) ends each step with the soft threshold taken *in the
+    optimizer's own metric* (:func:`prox_in_metric`): exact zeros, and the fixed points are the
+    lasso minimisers. The metric and the learning rate are read from the optimizer's state, so
+    build adaptive optimizers with ``optax.inject_hyperparams`` (the learning rate is stated
+    once)::
+
+        with_l1(optax.inject_hyperparams(optax.adam)(learning_rate=sched), lam)
+
+    Supported metrics: SGD (no momentum), adam, adamw, nadam, nadamw, amsgrad, adabelief and
+    adagrad. For an adaptive optimizer that was not built with ``inject_hyperparams`` (its
+    ``eps``/``b2``/learning rate are not in its state), for momentum, rmsprop, sign-based (lion)
+    or factored (adafactor) optimizers, ``init`` raises a ``ValueError`` naming the call that
+    does it right (``l1optax.prox_adam``, ``prox_sgd(momentum=...)``, ...).
+    ``method="decoupled"`` is the uniform threshold :math:`\eta\lambda` after the step
+    (``chain(optimizer, l1_prox(lr, lam))``): with an adaptive optimizer it minimises a
+    metric-weighted lasso, a different objective (as AdamW's decoupled decay differs from L2),
+    available only when asked for by name. ``method="subgradient"`` adds
+    :math:`\lambda\,\mathrm{sign}(p)` to the gradient before the optimizer (the penalty in the
+    loss; no exact zeros).
 
     Args:
-      optimizer: the base optax optimizer (it must include its learning-rate scaling).
+      optimizer: the base optax optimizer (including its learning-rate scaling).
       l1reg: :math:`\lambda \ge 0`: a float, a schedule or a pytree (see :func:`l1_prox`).
-      method: ``"proximal"`` or ``"subgradient"``.
-      learning_rate: the optimizer's learning rate or schedule; required for ``"proximal"``.
+      method: ``"proximal"``, ``"decoupled"`` or ``"subgradient"``.
+      learning_rate: the optimizer's learning rate or schedule, needed only when it cannot be
+        read from the state (an optimizer not built with ``inject_hyperparams``); if given for
+        an injected one it must agree with it.
       mask: which parameters to penalise (a pytree of bools or a callable).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
 
     Raises:
-      ValueError: unknown ``method``; ``method="proximal"`` without ``learning_rate``; a concrete
-        strength is negative, NaN or infinite.
+      ValueError: unknown ``method``; a concrete strength negative, NaN or infinite; at
+        ``init``: an optimizer whose metric cannot be read, a missing learning rate, or a
+        ``learning_rate`` that disagrees with the injected one.
 
     Examples:
       >>> import jax.numpy as jnp, optax
       >>> import l1optax
-      >>> tx = l1optax.with_l1(optax.sgd(0.1), 1.0, learning_rate=0.1)
+      >>> tx = l1optax.with_l1(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), 1.0)
       >>> params = jnp.array([1.0, 0.05])
       >>> updates, _ = tx.update(jnp.zeros(2), tx.init(params), params)
       >>> optax.apply_updates(params, updates)
       Array([0.9, 0. ], dtype=float32)
 
     References:
-      Duchi & Singer, 2009, "Efficient online and batch learning using forward backward splitting".
+      Duchi & Singer, 2009, "Efficient online and batch learning using forward backward
+      splitting". Yun, Lozano & Yang, 2021, "Adaptive proximal gradient methods for structured
+      neural networks", NeurIPS.
     """
-    if method == "proximal":
-        if learning_rate is None:
-            raise ValueError(
-                "`with_l1(method='proximal')` needs `learning_rate=` (the optimizer's learning rate "
-                "or schedule) to scale the threshold; got None"
-            )
-        return optax.chain(optimizer, l1_prox(learning_rate, l1reg, mask=mask))
+    fn = "with_l1"
+    if isinstance(optimizer, type(with_l1)) or not hasattr(optimizer, "init"):
+        raise TypeError(
+            f"`{fn}(optimizer=...)` must be an optax GradientTransformation, got {optimizer!r}; "
+            "did you pass the factory without calling it (optax.adam instead of optax.adam(lr))?"
+        )
+    v.check_strength(l1reg, fn=fn, arg="l1reg")
+    if learning_rate is not None:
+        v.check_strength(learning_rate, fn=fn, arg="learning_rate")
     if method == "subgradient":
         return optax.chain(add_l1_subgradient(l1reg, mask=mask), optimizer)
-    raise ValueError(f"`with_l1(method=...)` must be 'proximal' or 'subgradient', got {method!r}")
+    if method not in ("proximal", "decoupled"):
+        raise ValueError(
+            f"`{fn}(method=...)` must be 'proximal', 'decoupled' or 'subgradient', got {method!r}"
+        )
+    decoupled = method == "decoupled"
+
+    def read(state, count):
+        if decoupled:
+            node, family, hyper = None, None, _metrics.injected_hyperparams(state)
+        else:
+            node, family, hyper = _metrics.describe_state(state)
+        injected_lr = None if hyper is None else hyper.get("learning_rate")
+        if injected_lr is not None:
+            lr = injected_lr
+        elif learning_rate is not None:
+            lr = _at(learning_rate, count)
+        else:
+            raise ValueError(
+                f"`{fn}`: cannot read the learning rate from the optimizer's state; build it with "
+                "optax.inject_hyperparams (e.g. optax.inject_hyperparams(optax.sgd)"
+                "(learning_rate=0.1)) or pass with_l1(..., learning_rate=...)"
+            )
+        missing = [k for k in _metrics.needs(family) if hyper is None or k not in hyper]
+        if missing:
+            raise ValueError(
+                f"`{fn}`: the optimizer is {family}, whose metric needs {', '.join(missing)}, "
+                "which its state does not record. Use "
+                f"{_metrics._ADAPTIVE_STATES[type(node)][1]}(learning_rate, l1reg, ...), or "
+                f"build it with optax.inject_hyperparams(optax.{family})(learning_rate=...)"
+            )
+        return _metrics.state_step_sizes(node, family, lr, hyper), injected_lr
+
+    def step_sizes(state, count):
+        return read(state, count)[0]
+
+    tx = prox_in_metric(optimizer, step_sizes, l1reg, mask=mask, name=fn)
+
+    def init_fn(params):
+        state = tx.init(params)
+        _, injected_lr = read(state.inner_state, state.count)
+        if injected_lr is not None and learning_rate is not None:
+            given = np.asarray(_at(learning_rate, jnp.zeros([], jnp.int32)), np.float64)
+            held = np.asarray(injected_lr, np.float64)
+            if given.shape != held.shape or not np.allclose(given, held, rtol=1e-6, atol=0):
+                raise ValueError(
+                    f"`{fn}(learning_rate=...)` is {float(given.flat[0])!r} but the optimizer "
+                    f"was built with learning_rate {float(held.flat[0])!r}; with an "
+                    "inject_hyperparams optimizer leave learning_rate out (it is read from the "
+                    "state)"
+                )
+        return state
+
+    return optax.GradientTransformationExtraArgs(init_fn, tx.update)

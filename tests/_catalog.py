@@ -6,9 +6,9 @@ appears in ``l1optax.__all__``:
 
 * hand-written entries for the core transforms (``l1_prox`` after SGD and Adam, ``apply_prox``,
   ``add_l1_subgradient``, ``with_l1`` with both methods, with schedules and masks);
-* hand-written entries for the optimizers being added (``prox_sgd``, ``prox_adam``,
-  ``prox_adagrad``, ``prox_rmsprop``, ``ftrl``, ``cumulative_l1``, ``group_l1_prox``), built only
-  when the name exists in ``l1optax``;
+* entries for every proximal optimizer (``prox_sgd``, ``prox_adam``, ``prox_adamw``,
+  ``prox_nadam``, ``prox_amsgrad``, ``prox_adabelief``, ``prox_adagrad``, ``prox_rmsprop``),
+  ``ftrl``, ``cumulative_l1`` and ``group_l1_prox`` (each name must exist);
 * a generic entry for any *other* public factory whose return annotation is an optax
   ``GradientTransformation``, built from its signature (``learning_rate``/``l1reg`` and friends);
 * wrapped variants ``optax.masked``, ``optax.MultiSteps`` and ``optax.inject_hyperparams``.
@@ -34,11 +34,15 @@ import l1optax
 LR = 0.05
 LAM = 0.02
 
-# Optimizers announced for l1optax that may or may not have landed yet. Each must be a
-# GradientTransformation factory taking (at least) ``learning_rate`` and ``l1reg``.
+# The optimizers: GradientTransformation factories taking (at least) ``learning_rate`` and
+# ``l1reg``.
 EXPECTED_FACTORIES = (
     "prox_sgd",
     "prox_adam",
+    "prox_adamw",
+    "prox_nadam",
+    "prox_amsgrad",
+    "prox_adabelief",
     "prox_adagrad",
     "prox_rmsprop",
     "ftrl",
@@ -134,6 +138,10 @@ def _generic(name: str, **overrides: Any) -> Callable[[], optax.GradientTransfor
     return build
 
 
+def _injected_adagrad() -> optax.GradientTransformation:
+    return optax.inject_hyperparams(optax.adagrad)(learning_rate=LR)
+
+
 def _core_entries() -> list[Entry]:
     sched = optax.linear_schedule(LR, LR / 5, transition_steps=50)
     lam_sched = optax.exponential_decay(LAM, transition_steps=20, decay_rate=0.5)
@@ -192,10 +200,53 @@ def _core_entries() -> list[Entry]:
             lambda: optax.chain(l1optax.add_l1_subgradient(lam_sched), optax.sgd(LR)),
             exact_zeros=False,
         ),
+        # inject_hyperparams(optax.adam) itself moves bfloat16 moments to float32 when the
+        # parameters mix dtypes (its b1 is a float32 array), so the injected entry here is
+        # adagrad, whose state has no hyperparameter in it; tests/test_metric_prox.py covers adam.
         Entry(
-            "with_l1_proximal_adam",
+            "with_l1_proximal_adagrad",
             ("with_l1",),
-            lambda: l1optax.with_l1(optax.adam(LR), LAM, learning_rate=LR),
+            lambda: l1optax.with_l1(_injected_adagrad(), LAM),
+            wrapper="inject",
+        ),
+        Entry(
+            "with_l1_decoupled_adam",
+            ("with_l1",),
+            lambda: l1optax.with_l1(optax.adam(LR), LAM, method="decoupled", learning_rate=LR),
+        ),
+        Entry(
+            "prox_in_metric(adagrad)",
+            ("prox_in_metric",),
+            lambda: l1optax.prox_in_metric(
+                optax.adagrad(LR),
+                lambda state, count: jax.tree.map(
+                    lambda a: LR * jax.lax.rsqrt(a + 1e-7), state[0].sum_of_squares
+                ),
+                LAM,
+            ),
+        ),
+        Entry(
+            "freeze_support(adam)",
+            ("freeze_support",),
+            lambda: l1optax.freeze_support(optax.adam(LR)),
+            exact_zeros=False,
+        ),
+        Entry(
+            "target_sparsity(inject(prox_adam))",
+            ("target_sparsity",),
+            lambda: l1optax.target_sparsity(
+                optax.inject_hyperparams(l1optax.prox_adam)(learning_rate=LR, l1reg=LAM),
+                0.5,
+                end_step=10,
+            ),
+            wrapper="inject",
+        ),
+        Entry(
+            "prox_adam(prox_group_l1)",
+            ("prox_adam", "prox_group_l1"),
+            lambda: l1optax.prox_adam(
+                LR, LAM, prox=lambda x, lam, s: l1optax.prox_group_l1(x, lam, s, axis=None)
+            ),
         ),
         Entry(
             "with_l1_subgradient_momentum",
@@ -210,6 +261,7 @@ def _core_entries() -> list[Entry]:
 _OPTIMIZER_OVERRIDES: dict[str, dict[str, Any]] = {
     "ftrl": {"l1reg": LAM, "l2reg": 0.01},  # keyword-only with default 0: pass it explicitly
     "prox_sgd": {"momentum": 0.9},
+    "prox_rmsprop": {"momentum": 0.5, "centered": True},
 }
 
 # Known failures in other modules, reported to their owners: the entry stays in the catalog and
@@ -220,8 +272,6 @@ KNOWN_BUGS: dict[str, str] = {}
 def _optimizer_entries() -> list[Entry]:
     out = []
     for name in EXPECTED_FACTORIES:
-        if not hasattr(l1optax, name):
-            continue
         out.append(Entry(name, (name,), _generic(name, **_OPTIMIZER_OVERRIDES.get(name, {}))))
     return out
 
@@ -247,16 +297,18 @@ def _wrapped_entries() -> list[Entry]:
 
     out = [
         Entry(
-            "masked(with_l1_proximal_adam)",
+            "masked(with_l1_proximal_sgd)",
             ("with_l1", "l1_prox"),
-            lambda: optax.masked(l1optax.with_l1(optax.adam(LR), LAM, learning_rate=LR), mask_w),
+            lambda: optax.masked(
+                l1optax.with_l1(optax.sgd(LR), LAM, learning_rate=LR), mask_w
+            ),
             wrapper="masked",
         ),
         Entry(
-            "multisteps(with_l1_proximal_adam)",
+            "multisteps(with_l1_proximal_sgd)",
             ("with_l1", "l1_prox"),
             lambda: optax.MultiSteps(
-                l1optax.with_l1(optax.adam(LR), LAM, learning_rate=LR), every_k_schedule=2
+                l1optax.with_l1(optax.sgd(LR), LAM, learning_rate=LR), every_k_schedule=2
             ).gradient_transformation(),
             wrapper="multisteps",
         ),
@@ -284,8 +336,6 @@ def _wrapped_entries() -> list[Entry]:
         ),
     ]
     for name in EXPECTED_FACTORIES:
-        if not hasattr(l1optax, name):
-            continue
         build = _generic(name, **_OPTIMIZER_OVERRIDES.get(name, {}))
         out.append(
             Entry(
@@ -321,8 +371,10 @@ UNWRAPPED = [e for e in CATALOG if e.wrapper is None]
 # Wrapped entries run in every per-entry test; the masked/MultiSteps variants of each optimizer
 # repeat what the core wrapped entries show, so they are marked ``slow`` (CI still runs them).
 CORE_WRAPPED = {
-    "masked(with_l1_proximal_adam)",
-    "multisteps(with_l1_proximal_adam)",
+    "with_l1_proximal_adagrad",
+    "target_sparsity(inject(prox_adam))",
+    "masked(with_l1_proximal_sgd)",
+    "multisteps(with_l1_proximal_sgd)",
     "inject(with_l1_proximal_sgd)",
     "inject(add_l1_subgradient)",
     "multisteps(add_l1_subgradient)",

@@ -194,7 +194,7 @@ def explicit_mesh_jit_init_keeps_shardings():
     """With Explicit axes (JAX's default for make_mesh) even a jitted init follows the params."""
     mesh = _mesh_2x4(AxisType.Explicit)
     with jax.set_mesh(mesh):
-        for name in ("with_l1_proximal_adam", "prox_adam", "multisteps(with_l1_proximal_adam)"):
+        for name in ("with_l1_proximal_adagrad", "prox_adam", "multisteps(with_l1_proximal_sgd)"):
             entry = next((e for e in CATALOG if e.name == name), None)
             if entry is None:
                 continue
@@ -340,7 +340,7 @@ def orbax_restore_onto_different_sharding():
     """Save on a 2x4 mesh, restore onto a 1-D mesh layout, resume: same as never sharded."""
     import orbax.checkpoint as ocp
 
-    entry = next(e for e in CATALOG if e.name == "multisteps(with_l1_proximal_adam)")
+    entry = next(e for e in CATALOG if e.name == "multisteps(with_l1_proximal_sgd)")
     tx = entry.build()
     mesh_a, mesh_b = _mesh_2x4(), _mesh_1d()
     params = _put(make_params(), mesh_a, _specs_2x4())

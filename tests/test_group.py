@@ -331,10 +331,9 @@ def test_bad_trees_and_params():
 def test_per_coordinate_strength_is_rejected_with_a_pointer_to_weights():
     with pytest.raises(ValueError, match=r"`prox_group_l1\(l1reg=...\)` must be a scalar per leaf"):
         l1optax.prox_group_l1(jnp.ones((2, 3)), jnp.ones((2, 3)), axis=-1)
-    with pytest.raises(
-        ValueError, match=r"`prox_group_l1\(scaling=...\)` must be a scalar per leaf"
-    ):
-        l1optax.prox_group_l1(jnp.ones((2, 3)), 1.0, jnp.ones((2, 3)), axis=-1)
+    # a per-coordinate scaling is a diagonal metric (tests/test_metric_prox.py), not a strength
+    out = l1optax.prox_group_l1(jnp.ones((2, 3)), 1.0, jnp.full((2, 3), 0.1), axis=-1)
+    np.testing.assert_allclose(out, l1optax.prox_group_l1(jnp.ones((2, 3)), 1.0, 0.1, axis=-1))
 
 
 def test_sparse_group_lasso_through_apply_prox():
