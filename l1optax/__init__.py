@@ -41,6 +41,7 @@ from l1optax._optimizers import (
 )
 from l1optax._penalty import l1_penalty
 from l1optax._prox import prox_l1, soft_threshold
+from l1optax._pruning import prune_units, prune_units_linen, to_bcoo
 from l1optax._selection import keras_kernel_mask, param_paths, per_layer_l1reg, select
 from l1optax._sparse_training import (
     FreezeSupportState,
@@ -129,6 +130,10 @@ __all__ = [
     "set_support",
     "sparsity_schedule",
     "target_sparsity",
+    # smaller models: structured pruning and sparse export
+    "prune_units",
+    "prune_units_linen",
+    "to_bcoo",
     # many-leaf fast path
     "FlatLayout",
     "flat_layout",
