@@ -256,7 +256,9 @@ def _solve(
             s_cap = jnp.where(first_try, st.s_cap, jnp.minimum(st.s_cap, 0.9 * st.s))
             streak = jnp.where(first_try, st.streak + 1, 0)
             grow = streak >= _GROW_AFTER
-            s_next = jnp.where(grow, jnp.maximum(s, jnp.minimum(jnp.minimum(2 * s, 2 * s_ref), s_cap)), s)
+            s_next = jnp.where(
+                grow, jnp.maximum(s, jnp.minimum(jnp.minimum(2 * s, 2 * s_ref), s_cap)), s
+            )
             streak = jnp.where(grow, 0, streak)
         else:
             s = st.s

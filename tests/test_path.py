@@ -367,7 +367,9 @@ def test_l1_grid_non_scalar_lambda_max_is_named(lam, match):
     ],
 )
 def test_lambda_max_wrong_shaped_weights_are_named(weights, match):
-    params = jnp.zeros(3) if not isinstance(weights, dict) else {"w": jnp.zeros(3), "b": jnp.zeros(())}
+    params = (
+        jnp.zeros(3) if not isinstance(weights, dict) else {"w": jnp.zeros(3), "b": jnp.zeros(())}
+    )
 
     def loss(p):
         leaves = jax.tree.leaves(p)

@@ -505,7 +505,11 @@ def test_tol_below_the_rounding_floor_stops_cleanly(x64):
 
 def test_sklearn_and_jaxopt_option_spellings_are_named():
     X, y = _data()
-    for wrong, right in (("max_iter", "maxiter"), ("maxiters", "maxiter"), ("step_size", "stepsize")):
+    for wrong, right in (
+        ("max_iter", "maxiter"),
+        ("maxiters", "maxiter"),
+        ("step_size", "stepsize"),
+    ):
         with pytest.raises(TypeError, match=rf"fista\({wrong}=\.\.\.\).*{right}"):
             fista(lsq, jnp.zeros(5), 0.1, X, y, **{wrong: 10})
 

@@ -1,0 +1,208 @@
+"""lasso / lasso_path against scikit-learn (Lasso, ElasticNet, LogisticRegression, lasso_path)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from jax.experimental import sparse as jsparse
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression
+from sklearn.linear_model import lasso_path as sk_lasso_path
+
+import l1optax
+from l1optax import LassoInfo, lasso, lasso_path
+
+
+def make_regression(n, p, k=5, seed=0, noise=0.1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    w = np.zeros(p)
+    w[rng.choice(p, k, replace=False)] = rng.standard_normal(k) * 2
+    return X, X @ w + noise * rng.standard_normal(n) + 3.0, w
+
+
+def assert_same_solution(w, ref, rtol=1e-6):
+    w = np.asarray(w, np.float64)
+    np.testing.assert_allclose(w, ref, rtol=0, atol=rtol * np.abs(ref).max())
+    np.testing.assert_array_equal(w != 0, ref != 0)  # identical support, exact zeros
+
+
+def np_gap(X, y, w, alpha):
+    """The textbook lasso duality gap, written independently of l1optax."""
+    n = X.shape[0]
+    r = y - X @ w
+    primal = r @ r / (2 * n) + alpha * np.abs(w).sum()
+    theta = r / max(n * alpha, np.abs(X.T @ r).max())
+    dual = (y @ y - (y - n * alpha * theta) @ (y - n * alpha * theta)) / (2 * n)
+    return primal - dual, primal
+
+
+SK = dict(tol=1e-14, max_iter=10**6)
+
+
+SHAPE = (50, 120)  # one shape for the dense tests: one compiled program (p > n)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
+def test_lasso_and_elastic_net_match_sklearn(x64, fit_intercept):
+    shape = SHAPE
+    X, y, _ = make_regression(*shape)
+    alpha = 0.1 * np.abs(X.T @ (y - y.mean())).max() / shape[0]
+    ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(X, y)
+    w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
+    assert isinstance(info, LassoInfo) and w.dtype == jnp.float64 and w.shape == (shape[1],)
+    assert bool(info.converged) and float(info.gap) <= 1e-13 * float(info.primal)
+    assert_same_solution(w, ref.coef_)
+    np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+    # ElasticNet(alpha, l1_ratio) = l1reg alpha * l1_ratio, l2reg alpha * (1 - l1_ratio)
+    ref = ElasticNet(alpha=alpha, l1_ratio=0.6, fit_intercept=fit_intercept, **SK).fit(X, y)
+    w, info = lasso(X, y, 0.6 * alpha, l2reg=0.4 * alpha, fit_intercept=fit_intercept, tol=1e-13)
+    assert bool(info.converged)
+    assert_same_solution(w, ref.coef_)
+    np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+
+
+def test_certificate_equals_numpy_gap_and_kkt(x64):
+    X, y, _ = make_regression(*SHAPE, seed=3)
+    y = y - y.mean()
+    alpha = 0.2 * np.abs(X.T @ y).max() / 50
+    w, info = lasso(X, y, alpha, tol=1e-3, max_iter=1)  # stopped early: a real gap
+    gap, primal = np_gap(X, y, np.asarray(w), alpha)
+    np.testing.assert_allclose(float(info.gap), gap, rtol=1e-8, atol=1e-15)
+    np.testing.assert_allclose(float(info.primal), primal, rtol=1e-12)
+    g = X.T @ (X @ np.asarray(w) - y) / 50
+    w_np = np.asarray(w)
+    viol = np.where(w_np == 0, np.maximum(np.abs(g) - alpha, 0), np.abs(g + alpha * np.sign(w_np)))
+    np.testing.assert_allclose(float(info.kkt), viol.max(), rtol=1e-8, atol=1e-15)
+    assert int(info.num_outer) == 1
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
+def test_logistic_matches_sklearn(x64, fit_intercept):
+    X, _, w_true = make_regression(80, 20, seed=4)
+    y = np.where(X @ w_true + 0.5 * np.random.default_rng(1).standard_normal(80) > 0, 1.0, 0.0)
+    alpha = 0.03
+    C = 1 / (alpha * X.shape[0])  # sklearn's C = 1 / (alpha n)
+    # liblinear penalizes its intercept; saga does not (the problem solved here)
+    solver = "saga" if fit_intercept else "liblinear"
+    ref = LogisticRegression(
+        l1_ratio=1.0, C=C, solver=solver, fit_intercept=fit_intercept, tol=1e-13, max_iter=10**6
+    ).fit(X, y)
+    w, info = lasso(X, y, alpha, loss="logistic", fit_intercept=fit_intercept, tol=1e-13)
+    assert bool(info.converged)
+    assert_same_solution(w, ref.coef_[0], rtol=1e-6)
+    if fit_intercept:
+        np.testing.assert_allclose(float(info.intercept), ref.intercept_[0], rtol=1e-6)
+    # the logistic duality gap bounds the suboptimality: tight at the solution
+    assert 0 <= float(info.gap) <= 1e-13 * float(info.primal)
+    _, info_early = lasso(
+        X, y, alpha, loss="logistic", fit_intercept=fit_intercept, tol=1e-3, max_iter=1
+    )
+    assert float(info_early.primal) - float(info.primal) <= float(info_early.gap) + 1e-15
+
+
+def test_path_matches_sklearn_lasso_path_on_diabetes(x64):
+    X, y = load_diabetes(return_X_y=True)
+    y = y - y.mean()
+    alphas, coefs, _ = sk_lasso_path(X, y, alphas=100, eps=1e-3, **SK)
+    W, info = lasso_path(X, y, alphas, tol=1e-13)
+    assert W.shape == (100, 10) and info.gap.shape == (100,)
+    assert bool(np.all(info.converged))
+    for k in range(100):
+        ref = coefs[:, k]
+        if np.any(ref != 0):
+            assert_same_solution(W[k], ref)
+        else:
+            assert np.all(np.asarray(W[k]) == 0)
+
+
+def test_per_feature_weights_match_rescaled_sklearn(x64):
+    # sum_j c_j |w_j| is sklearn's lasso on the columns X_j / c_j (coefficients c_j w_j)
+    X, y, _ = make_regression(*SHAPE, seed=6)
+    c = np.linspace(0.5, 2.0, SHAPE[1])
+    alpha = 0.05 * np.abs(X.T @ (y - y.mean())).max() / 50
+    ref = Lasso(alpha=alpha, fit_intercept=True, **SK).fit(X / c, y).coef_ / c
+    w, info = lasso(X, y, alpha, weights=c, fit_intercept=True, tol=1e-13)
+    assert bool(info.converged)
+    assert_same_solution(w, ref)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
+def test_sparse_design_matches_sklearn(x64, fit_intercept):
+    rng = np.random.default_rng(7)
+    Xs = sp.random(60, 150, density=0.1, random_state=7, format="csc")
+    w_true = np.zeros(150)
+    w_true[:8] = rng.standard_normal(8) * 3
+    y = Xs @ w_true + 0.05 * rng.standard_normal(60) + 1.0
+    alpha = 0.05 * np.abs(Xs.T @ (y - y.mean())).max() / 60
+    ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(Xs, y)
+    for X in (Xs, jsparse.BCOO.from_scipy_sparse(Xs)):
+        w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
+        assert bool(info.converged)
+        assert_same_solution(w, ref.coef_)
+        np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+
+
+def test_jit_and_vmap_over_strengths(x64):
+    X, y, _ = make_regression(30, 12, seed=8)
+    y = y - y.mean()
+    alphas = jnp.array([0.5, 0.1, 0.02])
+    solve = jax.jit(lambda a: lasso(X, y, a, tol=1e-12)[0])
+    batched = jax.vmap(solve)(alphas)
+    for a, w in zip(np.asarray(alphas), np.asarray(batched), strict=True):
+        assert_same_solution(w, Lasso(alpha=a, fit_intercept=False, **SK).fit(X, y).coef_)
+
+
+def test_float32_keeps_dtype():
+    X, y, _ = make_regression(30, 12, seed=9)
+    alpha = 0.1 * np.abs(X.T @ (y - y.mean())).max() / 30
+    ref = Lasso(alpha=alpha, fit_intercept=True, **SK).fit(X, y).coef_
+    w, info = lasso(X.astype(np.float32), y.astype(np.float32), alpha, fit_intercept=True, tol=1e-5)
+    assert w.dtype == jnp.float32 and info.gap.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(w), ref, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(l1reg=-0.1), ValueError, r"lasso\(l1reg=\.\.\.\).*-0\.1"),
+        (dict(l1reg=np.ones(3)), ValueError, r"lasso\(l1reg=\.\.\.\)` must be a scalar"),
+        (dict(loss="hinge"), ValueError, r"lasso\(loss=\.\.\.\).*hinge"),
+        (dict(y=np.ones(7)), ValueError, r"lasso\(y=\.\.\.\).*\(8,\)"),
+        (dict(X=np.ones(8)), ValueError, r"lasso\(X=\.\.\.\)` must be 2-D"),
+        (dict(weights=np.ones(4)), ValueError, r"lasso\(weights=\.\.\.\).*\(3,\)"),
+        (dict(weights=-np.ones(3)), ValueError, r"lasso\(weights=\.\.\.\)"),
+        (dict(l2reg=-1.0), ValueError, r"lasso\(l2reg=\.\.\.\)"),
+        (dict(tol=float("nan")), ValueError, r"lasso\(tol=\.\.\.\)"),
+        (dict(max_iter=0), ValueError, r"lasso\(max_iter=\.\.\.\)"),
+        (dict(fit_intercept="yes"), TypeError, r"lasso\(fit_intercept=\.\.\.\)"),
+        (dict(y_nan=True), ValueError, r"lasso.*finite"),
+        (dict(loss="logistic"), ValueError, r"lasso\(y=\.\.\.\).*binary"),
+        (dict(gram=True, loss="logistic", y=np.sign(np.arange(8) - 3.5)), ValueError, r"gram"),
+    ],
+)
+def test_bad_input_raises_clear_errors(kwargs, exc, match):
+    X = kwargs.pop("X", np.arange(24.0).reshape(8, 3))
+    y = kwargs.pop("y", np.arange(8.0))
+    if kwargs.pop("y_nan", False):
+        y = y.copy()
+        y[0] = np.nan
+    l1reg = kwargs.pop("l1reg", 0.1)
+    with pytest.raises(exc, match=match):
+        lasso(X, y, l1reg, **kwargs)
+
+
+def test_path_bad_strengths():
+    X, y = np.ones((4, 2)), np.ones(4)
+    with pytest.raises(ValueError, match=r"lasso_path\(l1regs=\.\.\.\).*1-D"):
+        lasso_path(X, y, 0.5)
+    with pytest.raises(ValueError, match=r"lasso_path\(l1regs=\.\.\.\).*-0\.5"):
+        lasso_path(X, y, [1.0, -0.5])
+
+
+def test_public_names_are_exported():
+    for name in ("lasso", "lasso_path", "LassoInfo"):
+        assert name in l1optax.__all__ and hasattr(l1optax, name)
