@@ -51,7 +51,7 @@ from l1optax._sparse_training import (
     sparsity_schedule,
     target_sparsity,
 )
-from l1optax._lasso import LassoInfo, lasso, lasso_path
+from l1optax._lasso import LassoCVInfo, LassoInfo, lasso, lasso_cv, lasso_path
 from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
 from l1optax._transforms import (
     L1SubgradientState,
@@ -106,9 +106,11 @@ __all__ = [
     "kkt_violation",
     "l1_grid",
     "l1_path",
+    "LassoCVInfo",
     "LassoInfo",
     "lambda_max",
     "lasso",
+    "lasso_cv",
     "lasso_duality_gap",
     "lasso_path",
     "sparsity",

@@ -447,8 +447,7 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, level):
     return st.w, info, st.level
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _path_jit(cfg: _Config, d: _Data, alphas, l2, c, tol, limits, w0, b0):
+def _path(cfg: _Config, d: _Data, alphas, l2, c, tol, limits, w0, b0):
     def step(carry, alpha):
         w, b, level = carry
         w, info, level = _solve_one(cfg, d, alpha, l2, c, tol, limits, w, b, level)
@@ -456,6 +455,181 @@ def _path_jit(cfg: _Config, d: _Data, alphas, l2, c, tol, limits, w0, b0):
 
     _, (W, infos) = jax.lax.scan(step, (w0, b0, jnp.int32(0)), alphas)
     return W, infos
+
+
+_path_jit = jax.jit(_path, static_argnames=("cfg",))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _cv_jit(cfg: _Config, X, y, train, alphas, l2, c, tol, limits):
+    """Mean squared test error of every strength on every fold (folds vmapped)."""
+    dtype = y.dtype
+
+    def one_fold(mask):
+        m = mask.astype(dtype)
+        n_train = jnp.sum(m)
+        xmean = (m @ X) / n_train
+        ymean = jnp.dot(m, y) / n_train
+        Xc = (X - xmean) * m[:, None]  # test rows become zero rows: they add nothing
+        yc = (y - ymean) * m
+        gram = None
+        if cfg.use_gram:
+            gram = (Xc.T @ Xc / n_train, Xc.T @ yc / n_train, jnp.dot(yc, yc) / n_train)
+        d = _Data(Xc, yc, jnp.zeros_like(xmean), n_train, jnp.sum(Xc**2, axis=0), gram)
+        p = X.shape[1]
+        W, info = _path(cfg, d, alphas, l2, c, tol, limits, jnp.zeros((p,), dtype), ymean * 0)
+        intercepts = ymean - W @ xmean
+        pred = X @ W.T + intercepts  # (n, K)
+        test = 1 - m
+        mse = jnp.sum(test[:, None] * (y[:, None] - pred) ** 2, axis=0) / jnp.sum(test)
+        return mse, info.converged
+
+    return jax.vmap(one_fold)(train)
+
+
+class LassoCVInfo(NamedTuple):
+    """What :func:`lasso_cv` reports besides the chosen strength (JAX/NumPy arrays).
+
+    Attributes:
+      l1regs: the grid of strengths, largest first, shape ``(num,)``.
+      mse_path: the mean squared test error, shape ``(num, folds)`` (scikit-learn's
+        ``LassoCV.mse_path_``).
+      best_index: the index of the chosen strength in ``l1regs``.
+      coef: the coefficients refitted on all the data at the chosen strength.
+      intercept: the refitted intercept.
+      converged: bool, every fold's every point and the refit reached ``tol``.
+    """
+
+    l1regs: jax.Array
+    mse_path: jax.Array
+    best_index: jax.Array
+    coef: jax.Array
+    intercept: jax.Array
+    converged: jax.Array
+
+
+def lasso_cv(
+    X: Any,
+    y: Any,
+    *,
+    num: int = 100,
+    eps: float = 1e-3,
+    folds: int = 5,
+    l1regs: Any = None,
+    l2reg: Any = 0.0,
+    weights: Any = None,
+    fit_intercept: bool = True,
+    tol: Any = 1e-6,
+    max_iter: int = 100,
+    max_epochs: int = 10_000,
+    gram: Any = "auto",
+) -> tuple[jax.Array, LassoCVInfo]:
+    r"""Chooses the lasso strength by K-fold cross-validation, as ``LassoCV(cv=folds)`` does.
+
+    .. math:: \hatlpha = rg\min_{lpha_k} rac{1}{F}\sum_{f=1}^{F} rac{1}{|T_f|}\sum_{i \in T_f} ig(y_i - x_i^	op w_{-f}(lpha_k) - b_{-f}(lpha_k)ig)^2
+
+    The same grid as scikit-learn (``num`` strengths from
+    :math:`lpha_{\max} = \|X_c^	op y_c\|_\infty / n` down to ``eps`` times it, geometric), the
+    same folds (``KFold(folds)`` without shuffling: contiguous test blocks, the first
+    ``n % folds`` one sample larger), the same criterion (the mean over folds of the test mean
+    squared error) and the same tie rule (the first minimum, i.e. the largest strength). Each
+    fold's path is a :func:`lasso_path` on its training rows; the folds run together under
+    ``jax.vmap`` in one compiled program. Then the model is refitted on all the data.
+
+    Args:
+      X: the design matrix ``(n, p)`` (dense; a sparse matrix is densified).
+      y: the targets ``(n,)``.
+      num: the number of strengths in the grid.
+      eps: the ratio of the smallest to the largest strength.
+      folds: the number of folds, at least 2.
+      l1regs: an explicit grid instead (then ``num`` and ``eps`` are ignored).
+      l2reg: as for :func:`lasso` (elastic net with a fixed ridge part).
+      weights: as for :func:`lasso`.
+      fit_intercept: fit an intercept on every fold (scikit-learn's default, True).
+      tol: the relative duality gap every path point is solved to.
+      max_iter: as for :func:`lasso`.
+      max_epochs: as for :func:`lasso`.
+      gram: as for :func:`lasso`.
+
+    Returns:
+      ``(best_l1reg, info)``: the chosen strength (a JAX scalar) and a :class:`LassoCVInfo`.
+
+    Raises:
+      ValueError: ``folds`` is not an int in ``[2, n]``, ``num`` is not a positive int, ``eps``
+        is not in (0, 1], or any condition :func:`lasso` refuses.
+      TypeError: as for :func:`lasso`.
+
+    Examples:
+      >>> import numpy as np
+      >>> import l1optax
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((40, 5))
+      >>> y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.standard_normal(40)
+      >>> alpha, info = l1optax.lasso_cv(X, y, num=10, folds=4)
+      >>> print(info.mse_path.shape, bool(alpha == info.l1regs[info.best_index]))
+      (10, 4) True
+
+    References:
+      Friedman, Hastie & Tibshirani, 2010, "Regularization paths for generalized linear models
+      via coordinate descent", Journal of Statistical Software 33(1). Pedregosa et al., 2011,
+      "Scikit-learn: machine learning in Python", JMLR 12 (``LassoCV``).
+    """
+    fn = "lasso_cv"
+    if isinstance(folds, bool) or not isinstance(folds, int | np.integer) or folds < 2:
+        raise ValueError(f"`{fn}(folds=...)` must be an int >= 2, got {folds!r}")
+    if isinstance(num, bool) or not isinstance(num, int | np.integer) or num < 1:
+        raise ValueError(f"`{fn}(num=...)` must be a positive int, got {num!r}")
+    if not (isinstance(eps, int | float | np.floating) and 0 < float(eps) <= 1):
+        raise ValueError(f"`{fn}(eps=...)` must be a number in (0, 1], got {eps!r}")
+    X, sparse = _to_design(X, fn)
+    if sparse:
+        X = X.todense()
+    strengths = None if l1regs is None else jnp.asarray(l1regs)
+    cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype = _prepare(
+        fn, X, y, loss="squared", l2reg=l2reg, weights=weights, fit_intercept=fit_intercept,
+        tol=tol, max_iter=max_iter, max_epochs=max_epochs, gram=gram,
+        num_strengths=num if strengths is None else int(strengths.shape[0]),
+    )  # fmt: skip
+    n = data.y.shape[0]
+    if folds > n:
+        raise ValueError(f"`{fn}(folds=...)` must be at most n = {n}, got {folds}")
+    if strengths is None:
+        grad0 = jnp.abs(_rmatvec(data, data.y)) / data.n
+        ratio = jnp.where(c > 0, grad0 / jnp.where(c > 0, c, 1.0), 0.0)
+        amax = jnp.max(ratio)
+        if num == 1:
+            strengths = amax[None]
+        else:  # scikit-learn: np.geomspace(alpha_max, alpha_max * eps, num)
+            strengths = jnp.asarray(np.geomspace(float(amax), float(amax) * float(eps), num), dtype)
+    else:
+        v.check_strength(l1regs, fn=fn, arg="l1regs", allow_schedule=False)
+    strengths = strengths.astype(dtype)
+    # KFold(folds): contiguous test blocks, the first n % folds of them one sample larger
+    sizes = np.full(folds, n // folds)
+    sizes[: n % folds] += 1
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    train = np.ones((folds, n), bool)
+    for f in range(folds):
+        train[f, bounds[f] : bounds[f + 1]] = False
+    Xd = jnp.asarray(X, dtype)
+    yd = jnp.asarray(y, dtype)
+    mse, conv = _cv_jit(cfg, Xd, yd, jnp.asarray(train), strengths, l2, c, tol_arr, limits)
+    mse_path = mse.T  # (num, folds)
+    best = jnp.argmin(jnp.mean(mse_path, axis=1))
+    best_l1reg = strengths[best]
+    coef, refit = lasso(
+        Xd, yd, best_l1reg, l2reg=l2reg, weights=weights, fit_intercept=fit_intercept,
+        tol=tol, max_iter=max_iter, max_epochs=max_epochs, gram=gram,
+    )  # fmt: skip
+    info = LassoCVInfo(
+        l1regs=strengths,
+        mse_path=mse_path,
+        best_index=best,
+        coef=coef,
+        intercept=refit.intercept,
+        converged=jnp.all(conv) & refit.converged,
+    )
+    return best_l1reg, info
 
 
 # ---------------------------------------------------------------------------------------------

@@ -206,3 +206,24 @@ def test_path_bad_strengths():
 def test_public_names_are_exported():
     for name in ("lasso", "lasso_path", "LassoInfo"):
         assert name in l1optax.__all__ and hasattr(l1optax, name)
+
+
+def test_lasso_cv_picks_the_same_alpha_as_lassocv_on_diabetes(x64):
+    from sklearn.linear_model import LassoCV
+
+    X, y = load_diabetes(return_X_y=True)
+    ref = LassoCV(cv=5, tol=1e-12, max_iter=10**6).fit(X, y)
+    alpha, info = l1optax.lasso_cv(X, y, num=100, folds=5, tol=1e-12)
+    np.testing.assert_allclose(np.asarray(info.l1regs), ref.alphas_, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(info.mse_path), ref.mse_path_, rtol=1e-6)
+    assert float(alpha) == pytest.approx(ref.alpha_, rel=1e-12)
+    assert bool(info.converged)
+    assert_same_solution(info.coef, ref.coef_)
+    np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-8)
+
+
+def test_lasso_cv_bad_folds():
+    with pytest.raises(ValueError, match=r"lasso_cv\(folds=\.\.\.\)"):
+        l1optax.lasso_cv(np.ones((6, 2)), np.arange(6.0), folds=1)
+    with pytest.raises(ValueError, match=r"lasso_cv\(folds=\.\.\.\).*at most"):
+        l1optax.lasso_cv(np.ones((6, 2)), np.arange(6.0), folds=7)
