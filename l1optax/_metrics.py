@@ -68,9 +68,7 @@ def belief_step_sizes(state: Any, lr: Any, *, b2: Any, eps: Any) -> Tree:
     the first moment: :math:`\mu = 0` exactly.
     """
     nu_hat = optax.tree.bias_correction(state.nu, b2, state.count)
-    return _map(
-        lambda m, nh: _step(lr, jnp.sqrt(_real(nh)) + eps, m != 0), state.mu, nu_hat
-    )
+    return _map(lambda m, nh: _step(lr, jnp.sqrt(_real(nh)) + eps, m != 0), state.mu, nu_hat)
 
 
 def rms_step_sizes(
@@ -209,9 +207,7 @@ def describe_state(state: optax.OptState) -> tuple[Any, Any, dict | None]:
     return None, None, hyper
 
 
-def state_step_sizes(
-    node: Any, family: str | None, lr: Any, hyper: dict | None
-) -> Tree | Any:
+def state_step_sizes(node: Any, family: str | None, lr: Any, hyper: dict | None) -> Tree | Any:
     """The per-coordinate step sizes of a state found by :func:`describe_state`."""
     if family is None:
         return lr

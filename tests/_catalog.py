@@ -299,9 +299,7 @@ def _wrapped_entries() -> list[Entry]:
         Entry(
             "masked(with_l1_proximal_sgd)",
             ("with_l1", "l1_prox"),
-            lambda: optax.masked(
-                l1optax.with_l1(optax.sgd(LR), LAM, learning_rate=LR), mask_w
-            ),
+            lambda: optax.masked(l1optax.with_l1(optax.sgd(LR), LAM, learning_rate=LR), mask_w),
             wrapper="masked",
         ),
         Entry(

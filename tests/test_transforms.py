@@ -386,9 +386,7 @@ def _state_signature(state):
     "make",
     [
         lambda: l1optax.with_l1(
-            optax.inject_hyperparams(optax.adam)(
-                learning_rate=optax.linear_schedule(0.1, 0.0, 10)
-            ),
+            optax.inject_hyperparams(optax.adam)(learning_rate=optax.linear_schedule(0.1, 0.0, 10)),
             optax.linear_schedule(0.1, 0.0, 10),
         ),
         lambda: l1optax.with_l1(optax.sgd(0.1, momentum=0.9), 0.1, method="subgradient"),
