@@ -64,10 +64,15 @@ def elastic_net_penalty(
     fn = "elastic_net_penalty"
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
     v.check_strength(l2reg, fn=fn, arg="l2reg", allow_schedule=False)
+    # Shapes are checked against every leaf, masked-out ones included.
+    l1s = jax.tree.leaves(
+        v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg"), is_leaf=v.is_none
+    )
+    l2s = jax.tree.leaves(
+        v.broadcast_to_params(l2reg, params, fn=fn, arg="l2reg"), is_leaf=v.is_none
+    )
     params = v.drop_masked(params, mask, fn=fn)
     v.check_float_leaves(params, fn=fn)
-    l1s = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg"))
-    l2s = jax.tree.leaves(v.broadcast_to_params(l2reg, params, fn=fn, arg="l2reg"))
 
     def leaf_penalty(p, lam1, lam2):
         p = jnp.asarray(p)  # Python / NumPy scalars are leaves too
@@ -79,7 +84,8 @@ def elastic_net_penalty(
         lam2 = v.nan_if_negative(jnp.asarray(lam2, real_acc))
         return jnp.sum(lam1 * magnitude + 0.5 * lam2 * magnitude * magnitude)
 
-    terms = [leaf_penalty(*t) for t in zip(jax.tree.leaves(params), l1s, l2s, strict=True)]
+    flat = zip(jax.tree.leaves(params, is_leaf=v.is_none), l1s, l2s, strict=True)
+    terms = [leaf_penalty(*t) for t in flat if t[0] is not None]
     if not terms:
         return jnp.zeros((), jnp.float32)
     out_dtype = jnp.result_type(*[t.dtype for t in terms])

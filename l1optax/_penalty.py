@@ -81,9 +81,10 @@ def l1_penalty(
     """
     fn = "l1_penalty"
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
+    # Shapes are checked against every leaf, masked-out ones included.
+    strengths = v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg")
     params = v.drop_masked(params, mask, fn=fn)
     v.check_float_leaves(params, fn=fn)
-    strengths = v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg")
 
     def leaf_penalty(p, lam):
         p = jnp.asarray(p)  # Python / NumPy scalars are leaves too
@@ -93,10 +94,12 @@ def l1_penalty(
         # A traced negative strength cannot raise: it makes the penalty NaN instead.
         return jnp.sum(v.nan_if_negative(jnp.asarray(lam, real_acc)) * magnitude)
 
-    terms = [
-        leaf_penalty(p, lam)
-        for p, lam in zip(jax.tree.leaves(params), jax.tree.leaves(strengths), strict=True)
-    ]
+    flat = zip(
+        jax.tree.leaves(params, is_leaf=v.is_none),
+        jax.tree.leaves(strengths, is_leaf=v.is_none),
+        strict=True,
+    )
+    terms = [leaf_penalty(p, lam) for p, lam in flat if p is not None]
     if not terms:
         return jnp.zeros((), jnp.float32)
     out_dtype = jnp.result_type(*[t.dtype for t in terms])
