@@ -202,7 +202,9 @@ def target_sparsity(
         0.
       mask: which leaves are counted (and, with ``per_leaf``, penalised): a pytree of bools, a
         prefix of the parameters, or a callable giving one; None counts every leaf. Pass the
-        same mask to the wrapped optimizer (e.g. ``l1optax.keras_kernel_mask``).
+        same mask to the wrapped optimizer (e.g. ``l1optax.keras_kernel_mask``; a callable mask
+        must be static there, ``optax.inject_hyperparams(prox_adam, static_args=("mask",))``,
+        or ``inject_hyperparams`` takes it for a schedule).
       hyperparam: the name of the injected hyperparameter to adapt.
       l1reg: the starting strength (> 0); required with a factory, and overrides the injected
         value otherwise.
