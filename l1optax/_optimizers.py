@@ -841,7 +841,8 @@ def cumulative_l1(
     Raises:
       ValueError: a concrete negative/NaN/inf ``learning_rate`` or ``l1reg``; ``update`` without
         ``params``; a mask that does not match.
-      TypeError: a (non-masked) parameter leaf is not floating-point.
+      TypeError: a (non-masked) parameter leaf is not real floating-point (complex leaves are
+        rejected: the cumulative penalty is signed).
 
     Examples:
       >>> import jax.numpy as jnp, optax
@@ -864,6 +865,13 @@ def cumulative_l1(
 
     def init_fn(params):
         v.check_float_leaves(params, fn=fn)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+            if jnp.iscomplexobj(leaf):
+                raise TypeError(
+                    f"`{fn}` needs real parameters (its cumulative penalty is signed), but leaf "
+                    f"{jax.tree_util.keystr(path) or '<root>'} is {jnp.result_type(leaf)}; "
+                    "mask it out or use l1_prox / prox_sgd, which shrink complex moduli"
+                )
         lam0 = _evaluate_hyperparams(l1reg, jnp.zeros([], jnp.int32))
         lams = v.broadcast_to_params(lam0, params, fn=fn, arg="l1reg")
         total = _map(lambda p, lam: jnp.zeros(jnp.shape(lam), _acc(p)), params, lams)

@@ -241,3 +241,24 @@ def test_group_prox_metric_keeps_dtypes_and_exact_zero_groups(float_dtype):
 def test_group_prox_metric_rejects_a_scaling_that_would_change_the_shape():
     with pytest.raises(ValueError, match=r"prox_group_l1\(scaling=...\).*\(3, 2, 2\).*\(2, 2\)"):
         l1optax.prox_group_l1(jnp.ones((2, 2)), 1.0, jnp.ones((3, 2, 2)), axis=0)
+
+
+def test_complex_leaves_are_shrunk_in_modulus_or_rejected_with_the_leaf_named():
+    params = {"w": jnp.array([1 + 1j, 0.01 + 0j], jnp.complex64)}
+    grads = {"w": jnp.ones(2, jnp.complex64)}
+    for tx in (
+        l1optax.prox_sgd(0.1, 1.0, momentum=0.9),
+        l1optax.prox_adam(0.1, 1.0),
+    ):
+        updates, _ = tx.update(grads, tx.init(params), params)
+        new = optax.apply_updates(params, updates)
+        assert new["w"].dtype == jnp.complex64 and new["w"][1] == 0
+        assert abs(new["w"][0].imag) > 0  # the imaginary part is kept, not dropped
+    group = optax.chain(optax.sgd(0.1), l1optax.group_l1_prox(0.1, 1.0, weights=1.0))
+    updates, _ = group.update(grads, group.init(params), params)
+    x = params["w"] - 0.1
+    np.testing.assert_allclose(
+        optax.apply_updates(params, updates)["w"], x * (1 - 0.1 / np.linalg.norm(x)), rtol=1e-6
+    )
+    with pytest.raises(TypeError, match=r"cumulative_l1.*\['w'\] is complex64"):
+        l1optax.cumulative_l1(0.1, 1.0).init(params)
