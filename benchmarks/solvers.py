@@ -1,20 +1,20 @@
-"""Time to a certified lasso solution: l1optax.fista vs scikit-learn Lasso vs jaxopt.
+"""Time to a certified lasso solution: l1optax (lasso, fista) vs scikit-learn, skglm and celer.
 
-For each dense problem (Gaussian X of shape n x p, 10% of the true coefficients non-zero,
-alpha = 0.1 * alpha_max, float64) every solver is run with its own stopping tolerance lowered
-ten-fold at a time until its solution reaches a relative duality gap (gap / primal objective) of
-at most 1e-6; the time reported is the median of ``--repeats`` timed runs at that tolerance, after
-the calibration runs have warmed up every compilation. The full 100-point regularization path
-(``l1_path`` on the ``l1_grid`` vs ``sklearn.linear_model.lasso_path``) is timed the same way,
-certifying every point of the path. The "Gram loss" rows solve the same problem with the loss
-written from X^T X / n (computed inside the timed call), which is what scikit-learn does on its own
-when n > p (``precompute="auto"``). Timings include everything a user's call costs (argument
-checks, dispatch, ``block_until_ready``).
+For each dense problem (Gaussian X of shape n x p, 10% of the true coefficients non-zero, at most
+50, float64) every solver is run with its own stopping tolerance lowered ten-fold at a time until
+its solution reaches a relative duality gap (gap / primal objective) of at most 1e-6; the time
+reported is the median of ``--repeats`` timed runs at that tolerance, in the same process, after
+the calibration runs have warmed up every compilation. Single strength: alpha = alpha_max / 10.
+Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
+certified. skglm and celer are optional peers (``pip install -e ".[bench]"``); rows for a peer
+that is not importable are skipped and said so. Timings include everything a user's call costs
+(argument checks, dispatch, ``block_until_ready``).
 
 Examples:
   python benchmarks/solvers.py --quick
-  python benchmarks/solvers.py --repeats 5 --json results.json
-  python benchmarks/solvers.py --large        # adds 20,000 x 2,000 (2.5 GB of float64 work)
+  python benchmarks/solvers.py --repeats 3 --json results.json
+  python benchmarks/solvers.py --fista       # also the generic fista / l1_path rows (slow)
+  python benchmarks/solvers.py --gpu         # l1optax on the accelerator, peers on the CPU
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ from sklearn.linear_model import Lasso, lasso_path  # noqa: E402
 
 import l1optax  # noqa: E402
 
-DEFAULT_SIZES = [(1_000, 100), (5_000, 500), (10_000, 1_000)]
+DEFAULT_SIZES = [(1_000, 100), (10_000, 1_000), (200, 5_000), (72, 7_129)]
 LARGE_SIZES = [(20_000, 2_000)]
 QUICK_SIZES = [(200, 40)]
 TARGET = 1e-6
+PATH_EPS = 1e-2  # alpha_max -> alpha_max / 100
 
 
 def lsq(w, X, y):
@@ -69,7 +70,7 @@ def make_problem(n: int, p: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, p))
     w = np.zeros(p)
-    k = max(1, p // 10)
+    k = max(1, min(p // 10, 50))
     w[rng.choice(p, k, replace=False)] = rng.standard_normal(k)
     y = X @ w + 0.5 * rng.standard_normal(n)
     alpha = 0.1 * np.abs(X.T @ y).max() / n
@@ -106,6 +107,43 @@ def fista_gram_solver(X, y, alpha):
         w, info = l1optax.fista(lsq_gram, w0, alpha, *gram(Xj, yj), tol=tol, maxiter=100_000)
         w.block_until_ready()
         return w, int(info.num_iter)
+
+    return run
+
+
+def lasso_solver(X, y, alpha):
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def run(tol):
+        w, info = l1optax.lasso(Xj, yj, alpha, tol=tol)
+        w.block_until_ready()
+        return w, int(info.num_inner)
+
+    return run
+
+
+def skglm_solver(X, y, alpha):
+    from skglm import Lasso as SkglmLasso
+
+    def run(tol):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = SkglmLasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=1_000)
+            model.fit(X, y)
+        return model.coef_, int(np.sum(getattr(model, "n_iter_", 0)))
+
+    return run
+
+
+def celer_solver(X, y, alpha):
+    from celer import Lasso as CelerLasso
+
+    def run(tol):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = CelerLasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=1_000)
+            model.fit(X, y)
+        return model.coef_, int(np.sum(getattr(model, "n_iter_", 0)))
 
     return run
 
@@ -165,6 +203,52 @@ def fista_gram_path(X, y, grid):
     return run
 
 
+def lasso_path_solver(X, y, grid):
+    Xj, yj, lams = jnp.asarray(X), jnp.asarray(y), jnp.asarray(grid)
+
+    def run(tol):
+        W, info = l1optax.lasso_path(Xj, yj, lams, tol=tol)
+        W.block_until_ready()
+        return np.asarray(W), int(np.sum(info.num_inner))
+
+    return run
+
+
+def _warm_path(make_model):
+    def factory(X, y, grid):
+        def run(tol):
+            model = make_model(tol)
+            coefs, iters = [], 0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for a in grid:
+                    model.set_params(alpha=float(a))
+                    model.fit(X, y)
+                    coefs.append(np.array(model.coef_))
+                    iters += int(np.sum(getattr(model, "n_iter_", 0)))
+            return np.array(coefs), iters
+
+        return run
+
+    return factory
+
+
+def _skglm_model(tol):
+    from skglm import Lasso as SkglmLasso
+
+    return SkglmLasso(alpha=1.0, fit_intercept=False, tol=tol, max_iter=1_000, warm_start=True)
+
+
+def _celer_model(tol):
+    from celer import Lasso as CelerLasso
+
+    return CelerLasso(alpha=1.0, fit_intercept=False, tol=tol, max_iter=1_000, warm_start=True)
+
+
+skglm_path = _warm_path(_skglm_model)
+celer_path = _warm_path(_celer_model)
+
+
 def sklearn_path(X, y, grid):
     def run(tol):
         with warnings.catch_warnings():
@@ -203,64 +287,90 @@ def time_to_target(run, gap_of, tols, repeats):
     return {"time_ms": float("nan"), "tol": tols[-1], "iterations": iters, "rel_gap": gap}
 
 
-def bench_single(n, p, repeats, with_jaxopt):
+def _peers(available):
+    return [name for name in ("skglm", "celer") if available.get(name)]
+
+
+def bench_single(n, p, repeats, opts):
     X, y, alpha = make_problem(n, p)
     alpha_max = 10 * alpha
     grad_tols = [alpha_max * 10.0**-k for k in range(2, 12)]  # gradient-mapping norm
-    sk_tols = [10.0**-k for k in range(2, 14)]  # sklearn: gap / ||y||^2 scale
+    gap_tols = [10.0**-k for k in range(3, 14)]  # relative duality gaps / their own scalings
 
     def gap_of(w):
         return relative_gap(X, y, w, alpha)
 
-    rows = []
-    solvers = [
-        ("l1optax.fista", fista_solver, grad_tols),
-        ("l1optax.fista (Gram loss)", fista_gram_solver, grad_tols),
-        ("sklearn Lasso", sklearn_solver, sk_tols),
-    ]
-    if with_jaxopt:
+    solvers = [("l1optax.lasso", lasso_solver, gap_tols)]
+    if opts["fista"]:
+        solvers += [
+            ("l1optax.fista", fista_solver, grad_tols),
+            ("l1optax.fista (Gram loss)", fista_gram_solver, grad_tols),
+        ]
+    solvers.append(("sklearn Lasso", sklearn_solver, gap_tols))
+    if "skglm" in opts["peers"]:
+        solvers.append(("skglm Lasso", skglm_solver, gap_tols))
+    if "celer" in opts["peers"]:
+        solvers.append(("celer Lasso", celer_solver, gap_tols))
+    if opts["jaxopt"]:
         solvers.append(("jaxopt ProximalGradient", jaxopt_solver, grad_tols))
+    rows = []
     for name, make, tols in solvers:
-        res = time_to_target(make(X, y, alpha), gap_of, tols, repeats)
+        with _device_for(name, opts):
+            res = time_to_target(make(X, y, alpha), gap_of, tols, repeats)
         rows.append({"problem": f"{n} x {p}", "solver": name, **res})
-        print(f"  {n} x {p}  {name:<24} {res['time_ms']:10.1f} ms", file=sys.stderr)
+        print(f"  {n} x {p}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
     return rows
 
 
-def bench_path(n, p, num, repeats):
+def bench_path(n, p, num, repeats, opts):
     X, y, _ = make_problem(n, p, seed=1)
     lam_max = float(l1optax.lambda_max(lsq, jnp.zeros(p), X, y))
-    grid = np.asarray(l1optax.l1_grid(lam_max, num=num, eps=1e-3))
+    grid = np.asarray(l1optax.l1_grid(lam_max, num=num, eps=PATH_EPS))
 
     def gap_of(W):
         return max(relative_gap(X, y, w, a) for w, a in zip(W, grid, strict=True))
 
+    gap_tols = [10.0**-k for k in range(3, 14)]
+    solvers = [("l1optax.lasso_path", lasso_path_solver, gap_tols)]
+    if opts["fista"]:
+        lam_tols = [lam_max * 10.0**-k for k in range(3, 12)]
+        solvers += [
+            ("l1optax.l1_path", fista_path, lam_tols),
+            ("l1optax.l1_path (Gram loss)", fista_gram_path, lam_tols),
+        ]
+    solvers.append(("sklearn lasso_path", sklearn_path, gap_tols))
+    if "skglm" in opts["peers"]:
+        solvers.append(("skglm Lasso (warm path)", skglm_path, gap_tols))
+    if "celer" in opts["peers"]:
+        solvers.append(("celer Lasso (warm path)", celer_path, gap_tols))
     rows = []
-    solvers = [
-        ("l1optax.l1_path", fista_path, [lam_max * 10.0**-k for k in range(3, 12)]),
-        (
-            "l1optax.l1_path (Gram loss)",
-            fista_gram_path,
-            [lam_max * 10.0**-k for k in range(3, 12)],
-        ),
-        ("sklearn lasso_path", sklearn_path, [10.0**-k for k in range(3, 14)]),
-    ]
     for name, make, tols in solvers:
-        res = time_to_target(make(X, y, grid), gap_of, tols, repeats)
+        with _device_for(name, opts):
+            res = time_to_target(make(X, y, grid), gap_of, tols, repeats)
         rows.append({"problem": f"path {num} x ({n} x {p})", "solver": name, **res})
-        print(f"  path {n} x {p}  {name:<20} {res['time_ms']:10.1f} ms", file=sys.stderr)
+        print(f"  path {n} x {p}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
     return rows
+
+
+def _device_for(name, opts):
+    """l1optax on the accelerator with --gpu; everything else is NumPy on the CPU anyway."""
+    if opts["gpu"] and name.startswith("l1optax"):
+        return jax.default_device(jax.devices("gpu")[0])
+    return jax.default_device(jax.devices("cpu")[0])
 
 
 def markdown(rows):
     lines = [
-        "| problem | solver | time to rel. gap 1e-6 (ms, median) | vs sklearn | iterations "
+        "| problem | solver | time to rel. gap 1e-6 (ms, median) | vs fastest peer | iterations "
         "| rel. gap reached | tol used |",
         "|---|---|---|---|---|---|---|",
     ]
-    base = {r["problem"]: r["time_ms"] for r in rows if r["solver"].startswith("sklearn")}
+    best = {}
     for r in rows:
-        ratio = r["time_ms"] / base[r["problem"]] if base.get(r["problem"]) else float("nan")
+        if not r["solver"].startswith("l1optax") and np.isfinite(r["time_ms"]):
+            best[r["problem"]] = min(best.get(r["problem"], np.inf), r["time_ms"])
+    for r in rows:
+        ratio = r["time_ms"] / best[r["problem"]] if best.get(r["problem"]) else float("nan")
         lines.append(
             f"| {r['problem']} | {r['solver']} | {r['time_ms']:.1f} | {ratio:.2f} | "
             f"{r['iterations']} | {r['rel_gap']:.1e} | {r['tol']:.0e} |"
@@ -279,6 +389,7 @@ def environment():
         "optax": optax.__version__,
         "sklearn": sklearn.__version__,
         "l1optax": l1optax.__version__,
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -293,8 +404,22 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
     parser.add_argument("--path-num", type=int, default=100, help="points on the path")
     parser.add_argument("--no-jaxopt", action="store_true", help="skip jaxopt even if installed")
+    parser.add_argument("--no-peers", action="store_true", help="skip skglm and celer")
+    parser.add_argument("--fista", action="store_true", help="also time fista / l1_path")
+    parser.add_argument(
+        "--gpu", action="store_true", help="run l1optax on the first GPU (peers stay on the CPU)"
+    )
+    parser.add_argument("--sizes", help="only these problems, e.g. 1000x100,72x7129")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser.parse_args(argv)
+
+
+def _optional(module):
+    try:
+        mod = __import__(module)
+    except Exception as err:  # noqa: BLE001 - any import failure means "not available"
+        return None, f"not importable: {type(err).__name__}: {err}"
+    return mod, getattr(mod, "__version__", "installed")
 
 
 def main(argv=None) -> dict:
@@ -303,22 +428,37 @@ def main(argv=None) -> dict:
         sizes, path_sizes, repeats, num = QUICK_SIZES, QUICK_SIZES, 1, min(args.path_num, 20)
     else:
         sizes = DEFAULT_SIZES + (LARGE_SIZES if args.large else [])
-        path_sizes, repeats, num = [(1_000, 100), (5_000, 500)], args.repeats, args.path_num
-    with_jaxopt = False
-    jaxopt_note = "skipped (--no-jaxopt)"
-    if not args.no_jaxopt:
-        try:
-            import jaxopt  # noqa: F401
-
-            with_jaxopt, jaxopt_note = True, "installed"
-        except Exception as err:  # noqa: BLE001 - any import failure means "not available"
-            jaxopt_note = f"not importable: {type(err).__name__}: {err}"
-    env = environment() | {"jaxopt": jaxopt_note}
+        path_sizes, repeats, num = list(DEFAULT_SIZES), args.repeats, args.path_num
+    if args.sizes:
+        wanted = [tuple(int(k) for k in s.split("x")) for s in args.sizes.split(",")]
+        sizes = [s for s in wanted]
+        path_sizes = list(sizes)
+    if args.gpu and not any(d.platform == "gpu" for d in jax.devices()):
+        raise SystemExit(f"--gpu: no GPU visible to JAX (jax.devices() = {jax.devices()})")
+    env = environment()
+    available = {}
+    for name, skip in (
+        ("jaxopt", args.no_jaxopt),
+        ("skglm", args.no_peers),
+        ("celer", args.no_peers),
+    ):
+        if skip:
+            env[name] = "skipped"
+            continue
+        mod, note = _optional(name)
+        available[name] = mod is not None
+        env[name] = note
+    opts = {
+        "jaxopt": available.get("jaxopt", False),
+        "peers": _peers(available),
+        "fista": args.fista,
+        "gpu": args.gpu,
+    }
     rows = []
     for n, p in sizes:
-        rows += bench_single(n, p, repeats, with_jaxopt)
+        rows += bench_single(n, p, repeats, opts)
     for n, p in path_sizes:
-        rows += bench_path(n, p, num, repeats)
+        rows += bench_path(n, p, num, repeats, opts)
     print(", ".join(f"{k}: {v}" for k, v in env.items()))
     print(markdown(rows))
     result = {"environment": env, "target_relative_gap": TARGET, "rows": rows}

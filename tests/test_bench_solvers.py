@@ -30,21 +30,19 @@ def _run(*args: str) -> str:
 
 def test_help():
     out = _run("--help")
-    assert "--quick" in out and "--json" in out and "--large" in out
+    assert "--quick" in out and "--json" in out and "--large" in out and "--gpu" in out
 
 
 def test_quick_reaches_target_gap_for_every_solver(tmp_path):
     path = tmp_path / "bench.json"
-    out = _run("--quick", "--no-jaxopt", "--path-num", "10", "--json", str(path))
+    out = _run("--quick", "--no-jaxopt", "--no-peers", "--path-num", "10", "--json", str(path))
     result = json.loads(path.read_text())
     rows = result["rows"]
     solvers = {r["solver"] for r in rows}
     assert solvers == {
-        "l1optax.fista",
-        "l1optax.fista (Gram loss)",
+        "l1optax.lasso",
         "sklearn Lasso",
-        "l1optax.l1_path",
-        "l1optax.l1_path (Gram loss)",
+        "l1optax.lasso_path",
         "sklearn lasso_path",
     }
     for r in rows:

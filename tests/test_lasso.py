@@ -227,3 +227,48 @@ def test_lasso_cv_bad_folds():
         l1optax.lasso_cv(np.ones((6, 2)), np.arange(6.0), folds=1)
     with pytest.raises(ValueError, match=r"lasso_cv\(folds=\.\.\.\).*at most"):
         l1optax.lasso_cv(np.ones((6, 2)), np.arange(6.0), folds=7)
+
+
+def test_hypergradient_equals_central_finite_differences(x64):
+    # implicit differentiation (optimality condition on the support) through lasso / lasso_path,
+    # w.r.t. the strength, the ridge strength and the data: central differences within 1e-6
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 12))
+    w_true = np.zeros(12)
+    w_true[:4] = [2.0, -1.0, 0.5, 1.5]
+    y = X @ w_true + 0.1 * rng.standard_normal(30)
+    Xv = rng.standard_normal((20, 12))
+    yv = Xv @ w_true
+    opts = dict(fit_intercept=True, tol=1e-16, max_iter=10)
+
+    def held_out(alpha, l2=0.05, X=X, y=y):
+        w, info = lasso(X, y, alpha, l2reg=l2, **opts)
+        return jnp.mean((Xv @ w + info.intercept - yv) ** 2)
+
+    def central(f, h=1e-5):
+        return (float(f(h)) - float(f(-h))) / (2 * h)
+
+    a = 0.05
+    e_x = np.zeros_like(X)
+    e_x[2, 1] = 1.0
+    e_y = np.eye(30)[3]
+    g_alpha = jax.grad(held_out)(a)
+    g_X, g_y = jax.grad(lambda X, y: held_out(a, X=X, y=y), argnums=(0, 1))(
+        jnp.asarray(X), jnp.asarray(y)
+    )
+    checks = [
+        (g_alpha, central(lambda h: held_out(a + h))),
+        (g_y[3], central(lambda h: held_out(a, y=y + h * e_y))),
+        (g_X[2, 1], central(lambda h: held_out(a, X=X + h * e_x))),
+    ]
+    for got, want in checks:
+        np.testing.assert_allclose(float(got), want, rtol=1e-6)
+    # forward mode through the path: d coefs / d t for strengths t * grid
+    grid = np.array([0.3, 0.1, 0.03])
+
+    def path(t):
+        return lasso_path(X, y, t * grid, **opts)[0]
+
+    tangent = jax.jvp(path, (1.0,), (1.0,))[1]
+    fd = (np.asarray(path(1.0 + 1e-5)) - np.asarray(path(1.0 - 1e-5))) / 2e-5
+    np.testing.assert_allclose(np.asarray(tangent), fd, rtol=0, atol=1e-6 * np.abs(fd).max())
