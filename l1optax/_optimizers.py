@@ -51,7 +51,7 @@ class CumulativeL1State(NamedTuple):
     :math:`q_i`, the signed penalty actually applied to each coordinate.
     """
 
-    count: jax.Array  # int32
+    count: jax.Array  # type: ignore[assignment]  # int32 (shadows tuple.count, as in optax)
     total: Tree
     applied: Tree
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -14,29 +14,29 @@ from l1optax import _metrics
 from l1optax import _validation as v
 from l1optax._prox import prox_l1
 
-Tree = Any
-ScalarOrSchedule = float | jax.Array | optax.Schedule
-Prox = Callable[[Tree, Any, Any], Tree]
-Mask = Tree | Callable[[Tree], Tree] | None
+Tree: TypeAlias = Any
+ScalarOrSchedule: TypeAlias = float | jax.Array | optax.Schedule
+Prox: TypeAlias = Callable[[Tree, Any, Any], Tree]
+Mask: TypeAlias = Tree | Callable[[Tree], Tree] | None
 
 
 class ProxState(NamedTuple):
     """State of a proximal step: the step count its schedules are evaluated at."""
 
-    count: jax.Array  # int32, the same count optax.scale_by_learning_rate uses
+    count: jax.Array  # type: ignore[assignment]  # int32, the same count optax.scale_by_learning_rate uses
 
 
 class ProxInMetricState(NamedTuple):
     """State of :func:`prox_in_metric`: the step count and the wrapped optimizer's own state."""
 
-    count: jax.Array  # int32: the step the schedules of the penalty are evaluated at
+    count: jax.Array  # type: ignore[assignment]  # int32: the step the schedules of the penalty are evaluated at
     inner_state: optax.OptState
 
 
 class L1SubgradientState(NamedTuple):
     """State of :func:`add_l1_subgradient` when ``l1reg`` is a schedule."""
 
-    count: jax.Array  # int32
+    count: jax.Array  # type: ignore[assignment]  # int32 (shadows tuple.count, as in optax)
 
 
 def _at(value: Any, count: jax.Array) -> Any:
@@ -221,7 +221,7 @@ def _check_prox_output(points: Tree, targets: Tree, *, fn: str) -> None:
     """A prox must return a tree like its input, leaf by leaf the same shape."""
     flat_x, tree_x = jax.tree_util.tree_flatten_with_path(targets, is_leaf=v.is_none)
     flat_z, tree_z = jax.tree_util.tree_flatten(points, is_leaf=v.is_none)
-    if tree_x != tree_z:
+    if tree_x != tree_z:  # type: ignore[operator]
         raise ValueError(
             f"`{fn}`: the proximal operator returned a pytree whose structure differs from its "
             f"input ({tree_z} for {tree_x})"
