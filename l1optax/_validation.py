@@ -40,8 +40,8 @@ def check_strength(value: Any, *, fn: str, arg: str, allow_schedule: bool = True
       allow_schedule: whether a callable (an optax schedule) is accepted unchecked.
 
     Raises:
-      ValueError: a concrete leaf is negative, NaN or infinite, the tree holds no number at all,
-        or a callable where none is allowed.
+      ValueError: a concrete leaf is negative, NaN or infinite, or a callable where none is
+        allowed.
       TypeError: a leaf is not numeric.
     """
     if callable(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
@@ -50,11 +50,9 @@ def check_strength(value: Any, *, fn: str, arg: str, allow_schedule: bool = True
         raise ValueError(f"`{fn}({arg}=...)` must be a number or pytree of numbers, got {value!r}")
     if value is None:
         raise ValueError(f"`{fn}({arg}=...)` must be a non-negative finite number, got None")
+    # None leaves inside a tree are allowed here (they stand for None parameters);
+    # broadcast_to_params rejects a None that stands for an array.
     leaves_with_path = jax.tree_util.tree_leaves_with_path(value)
-    if not leaves_with_path and jax.tree_util.tree_leaves(value, is_leaf=is_none):
-        raise ValueError(
-            f"`{fn}({arg}=...)` must hold non-negative finite numbers, got {_short(value)}"
-        )
     for path, leaf in leaves_with_path:
         where = f" at {jax.tree_util.keystr(path)}" if path else ""
         if isinstance(leaf, bool | np.bool_):

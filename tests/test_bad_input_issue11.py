@@ -312,9 +312,8 @@ def test_check_same_structure_names_none_leaves_in_one_tree_only():
         (np.array([[0.1, -0.2]]), ValueError),
         (0.9 + 0j, TypeError),
         ("0.1", TypeError),
-        ([None], ValueError),
     ],
-    ids=["list", "2d", "complex", "string", "list-of-none"],
+    ids=["list", "2d", "complex", "string"],
 )
 def test_check_strength_messages_for_odd_values(bad, exc):
     with pytest.raises(exc, match=r"`f\(x=\.\.\.\)`"):

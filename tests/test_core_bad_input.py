@@ -30,10 +30,10 @@ def _shown(value) -> str:
         (lambda b: l1optax.l1_prox(0.1, b), "l1_prox", "l1reg"),
         (lambda b: l1optax.l1_prox(b, 0.1), "l1_prox", "learning_rate"),
         (lambda b: l1optax.add_l1_subgradient(b), "add_l1_subgradient", "l1reg"),
-        (lambda b: l1optax.with_l1(optax.sgd(0.1), b, learning_rate=0.1), "l1_prox", "l1reg"),
+        (lambda b: l1optax.with_l1(optax.sgd(0.1), b, learning_rate=0.1), "with_l1", "l1reg"),
         (
             lambda b: l1optax.with_l1(optax.sgd(0.1), b, method="subgradient"),
-            "add_l1_subgradient",
+            "with_l1",
             "l1reg",
         ),
         (lambda b: l1optax.apply_prox(l1optax.prox_l1, b, 1.0), "apply_prox", "learning_rate"),
@@ -176,10 +176,12 @@ def test_schedule_going_negative_poisons_to_nan_under_jit_and_raises_eagerly():
 def test_zero_strength_is_the_base_optimizer():
     params = jnp.array([1.0, -0.05, 0.0, 3.0])
     grads = jnp.array([0.3, -0.2, 0.1, 0.7])
-    base = optax.adam(0.1)
+    # with_l1 reads Adam's metric from an inject_hyperparams state
+    base = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
     ref = optax.apply_updates(params, base.update(grads, base.init(params), params)[0])
     for method in ("proximal", "subgradient"):
-        tx = l1optax.with_l1(optax.adam(0.1), 0.0, method=method, learning_rate=0.1)
+        adam = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
+        tx = l1optax.with_l1(adam, 0.0, method=method, learning_rate=0.1)
         got = optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
         np.testing.assert_array_equal(
             np.asarray(got).view(np.uint32), np.asarray(ref).view(np.uint32)
@@ -217,14 +219,15 @@ def test_integer_strength_is_accepted_and_cast(dtype):
 
 
 def test_proximal_without_learning_rate_raises():
-    with pytest.raises(
-        ValueError, match=r"with_l1\(method='proximal'\)` needs `learning_rate=`.*got None"
-    ):
-        l1optax.with_l1(optax.sgd(0.1), 0.1)
+    # a plain optax.sgd does not record its learning rate: with_l1 says so at init
+    tx = l1optax.with_l1(optax.sgd(0.1), 0.1)
+    with pytest.raises(ValueError, match=r"`with_l1`: cannot read the learning rate"):
+        tx.init(jnp.ones(2))
     with pytest.raises(ValueError, match=r"`l1_prox\(learning_rate=...\)` is required.*got None"):
         l1optax.l1_prox(None, 0.1)
     with pytest.raises(
-        ValueError, match=r"`with_l1\(method=...\)` must be 'proximal' or 'subgradient', got 'l2'"
+        ValueError,
+        match=r"`with_l1\(method=...\)` must be 'proximal',.* or 'subgradient', got 'l2'",
     ):
         l1optax.with_l1(optax.sgd(0.1), 0.1, method="l2", learning_rate=0.1)
 
@@ -237,7 +240,12 @@ def test_proximal_without_learning_rate_raises():
     [
         (l1optax.l1_prox(0.1, 0.1), "l1_prox"),
         (l1optax.add_l1_subgradient(0.1), "add_l1_subgradient"),
-        (l1optax.with_l1(optax.adam(0.1), 0.1, learning_rate=0.1), "l1_prox"),
+        (
+            l1optax.with_l1(
+                optax.inject_hyperparams(optax.adam)(learning_rate=0.1), 0.1, learning_rate=0.1
+            ),
+            "with_l1",
+        ),
     ],
     ids=["l1_prox", "subgradient", "with_l1"],
 )
@@ -311,7 +319,7 @@ def test_strength_tree_not_matching_the_params_raises():
         (lambda mask=None: l1optax.add_l1_subgradient(0.1, mask=mask), "add_l1_subgradient"),
         (
             lambda mask=None: l1optax.with_l1(optax.sgd(0.1), 0.1, learning_rate=0.1, mask=mask),
-            "l1_prox",
+            "with_l1",
         ),
     ],
     ids=["l1_prox", "subgradient", "with_l1"],
@@ -357,7 +365,9 @@ def test_none_leaves_and_empty_trees_pass_through():
         for tx in (
             l1optax.l1_prox(0.1, 1.0),
             l1optax.add_l1_subgradient(1.0),
-            l1optax.with_l1(optax.adam(0.1), 1.0, learning_rate=0.1),
+            l1optax.with_l1(
+                optax.inject_hyperparams(optax.adam)(learning_rate=0.1), 1.0, learning_rate=0.1
+            ),
         ):
             grads = jax.tree.map(jnp.zeros_like, params)
             updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
