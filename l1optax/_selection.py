@@ -102,6 +102,7 @@ def param_paths(params: Tree) -> list[str]:
 def _as_patterns(value: Pattern | Iterable[Pattern] | None, *, fn: str, arg: str) -> list[Pattern]:
     if value is None:
         return []
+    items: list[Any]
     if isinstance(value, str | re.Pattern):
         items = [value]
     elif isinstance(value, Iterable) and not isinstance(value, Mapping):

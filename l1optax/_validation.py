@@ -269,7 +269,8 @@ def check_same_structure(
     included, naming the first key path where a None stands against an array, or the missing and
     extra keys. Transforms call it on ``(updates, params)`` before mapping over both.
     """
-    if jax.tree.structure(tree, is_leaf=is_none) == jax.tree.structure(params, is_leaf=is_none):
+    ours_def: Any = jax.tree.structure(tree, is_leaf=is_none)
+    if ours_def == jax.tree.structure(params, is_leaf=is_none):
         nones = [x is None for x in jax.tree.leaves(tree, is_leaf=is_none)]
         if nones == [x is None for x in jax.tree.leaves(params, is_leaf=is_none)]:
             return
@@ -371,7 +372,7 @@ def _check_value(h: Any, hpath: tuple, sub: Tree, *, fn: str, arg: str) -> None:
 
 
 def _is_single_leaf(x: Any) -> bool:
-    treedef = jax.tree.structure(x)
+    treedef: Any = jax.tree.structure(x)
     return x is not None and treedef.num_nodes == 1 and treedef.num_leaves == 1
 
 
