@@ -360,7 +360,13 @@ def target_sparsity(
         hyper = dict(inner_state.hyperparams)
         old = hyper[hyperparam]
         dtype = jnp.result_type(old) if not per_leaf else jnp.float32
-        hyper[hyperparam] = jax.tree.map(lambda x: jnp.asarray(x, dtype), lam_tree)
+        new = jax.tree.map(lambda x: jnp.asarray(x, dtype), lam_tree)
+        if jax.tree.structure(new) == jax.tree.structure(old):
+            # select against the previous value: it stays an input of the compiled step, so a
+            # donated state is consumed (an unused donated buffer is not)
+            fresh = inner_state.count >= 0
+            new = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), new, old)
+        hyper[hyperparam] = new
         return inner_state._replace(hyperparams=hyper)
 
     def call_inner(lam_tree, updates, inner_state, params, extra_args):
@@ -422,11 +428,14 @@ def target_sparsity(
         new_updates, inner_state = call_inner(
             strengths(chosen), updates, state.inner_state, params, extra_args
         )
+        # The logged fields are selected against their previous values so that every state leaf
+        # is an input of the compiled step (an unused donated buffer would not be consumed).
+        fresh = state.count >= 0
         return new_updates, TargetSparsityState(
             count=optax.safe_increment(state.count),
             log_l1reg=from_list(chosen),
-            sparsity=measured,
-            target=target,
+            sparsity=jax.tree.map(lambda a, b: jnp.where(fresh, a, b), measured, state.sparsity),
+            target=jnp.where(fresh, target, state.target),
             log_bounds=state.log_bounds,
             inner_state=inner_state,
         )
