@@ -147,7 +147,11 @@ def prox_elastic_net(
       Zou & Hastie, 2005, "Regularization and variable selection via the elastic net".
       Parikh & Boyd, 2014, "Proximal algorithms", Section 6.5.2.
     """
-    fn = "prox_elastic_net"
+    return _prox_elastic_net(params, hyperparams, scaling, fn="prox_elastic_net")
+
+
+def _prox_elastic_net(params: Tree, hyperparams: Any, scaling: Any, *, fn: str) -> Tree:
+    """:func:`prox_elastic_net` whose error messages name ``fn``."""
     l1reg, l2reg = v.check_strength_pair(hyperparams, fn=fn, names=("l1reg", "l2reg"))
     v.check_strength(scaling, fn=fn, arg="scaling", allow_schedule=False)
     v.check_float_leaves(params, fn=fn)

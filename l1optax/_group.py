@@ -97,7 +97,7 @@ def _group_weights(w: Any, p: jax.Array, axes, reduce_axes, group_shape, size, *
     keep_shape = tuple(1 if i in reduce_axes else s for i, s in enumerate(jnp.shape(p)))
     if w is None:
         return jnp.sqrt(jnp.asarray(size, real))
-    w = jnp.asarray(w)
+    w = v.nan_if_negative(jnp.asarray(w))
     if w.ndim == 0:
         return w.astype(real)
     if tuple(w.shape) != group_shape:
@@ -112,7 +112,8 @@ def _broadcast_weights(weights: Any, params: Tree, *, fn: str) -> Tree:
     if weights is None:
         return jax.tree.map(lambda p: None, params, is_leaf=v.is_none)
     v.check_strength(weights, fn=fn, arg="weights", allow_schedule=False)
-    return v.broadcast_to_params(weights, params, fn=fn, arg="weights")
+    # Group weights have the shape of the groups, not of the leaf: _group_weights checks them.
+    return v.broadcast_to_params(weights, params, fn=fn, arg="weights", check_shapes=False)
 
 
 def _leaf_group_norms(p: jax.Array, reduce_axes) -> jax.Array:
@@ -186,13 +187,14 @@ def group_l1_penalty(
     params = v.drop_masked(params, mask, fn=fn)
     v.check_float_leaves(params, fn=fn)
     lams = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg="l1reg"))
+    _require_scalar_per_leaf(lams, fn=fn, arg="l1reg")
     terms = []
     for (_, p, reduce_axes, wa), lam in zip(
         _per_leaf(params, axis, weights, fn=fn), lams, strict=True
     ):
         norms = _leaf_group_norms(p, reduce_axes)
         real = norms.dtype
-        terms.append(jnp.asarray(lam, real) * jnp.sum(wa * norms))
+        terms.append(v.nan_if_negative(jnp.asarray(lam, real)) * jnp.sum(wa * norms))
     if not terms:
         return jnp.zeros((), jnp.float32)
     out_dtype = jnp.result_type(*[t.dtype for t in terms])
@@ -326,15 +328,19 @@ def prox_group_l1(
     return _group_prox_tree(params, l1reg, scaling, axis, weights, fn=fn)
 
 
-def _group_prox_tree(params, l1reg, scaling, axis, weights, *, fn, arg="l1reg"):
-    lams = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg=arg))
-    ss = jax.tree.leaves(v.broadcast_to_params(scaling, params, fn=fn, arg="scaling"))
-    for value in lams:
+def _require_scalar_per_leaf(values: list, *, fn: str, arg: str) -> None:
+    for value in values:
         if jnp.ndim(value) != 0:
             raise ValueError(
                 f"`{fn}({arg}=...)` must be a scalar per leaf (use `weights=` for per-group "
                 f"strengths), got an array of shape {jnp.shape(value)}"
             )
+
+
+def _group_prox_tree(params, l1reg, scaling, axis, weights, *, fn, arg="l1reg"):
+    lams = jax.tree.leaves(v.broadcast_to_params(l1reg, params, fn=fn, arg=arg))
+    ss = jax.tree.leaves(v.broadcast_to_params(scaling, params, fn=fn, arg="scaling"))
+    _require_scalar_per_leaf(lams, fn=fn, arg=arg)
     leaves = _per_leaf(params, axis, weights, fn=fn)
     for (path, p, _, _), s in zip(leaves, ss, strict=True):
         if jnp.ndim(s) != 0 and jnp.broadcast_shapes(jnp.shape(s), jnp.shape(p)) != jnp.shape(p):

@@ -17,6 +17,7 @@ thresholded (see :mod:`l1optax._metrics`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,8 +27,8 @@ import optax
 
 from l1optax import _metrics
 from l1optax import _validation as v
-from l1optax._elastic_net import prox_elastic_net
-from l1optax._prox import prox_l1
+from l1optax._elastic_net import _prox_elastic_net
+from l1optax._prox import _prox_l1
 from l1optax._transforms import (
     Mask,
     Prox,
@@ -94,13 +95,18 @@ def _proximal_optimizer(
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required, got None")
     v.check_strength(learning_rate, fn=fn, arg="learning_rate")
+    if not callable(learning_rate) and jnp.ndim(learning_rate) != 0:
+        raise ValueError(
+            f"`{fn}(learning_rate=...)` must be a scalar or a schedule, got an array of shape "
+            f"{jnp.shape(learning_rate)} (it would change the parameters' shapes)"
+        )
     v.check_strength(l2reg, fn=fn, arg="l2reg")
     if prox is None:
         v.check_strength(l1reg, fn=fn, arg="l1reg")
         if is_static_zero_tree(l2reg):
-            prox, hyperparams = prox_l1, l1reg
+            prox, hyperparams = functools.partial(_prox_l1, fn=fn), l1reg
         else:
-            prox, hyperparams = prox_elastic_net, (l1reg, l2reg)
+            prox, hyperparams = functools.partial(_prox_elastic_net, fn=fn), (l1reg, l2reg)
     else:
         if not callable(prox):
             raise TypeError(
@@ -229,7 +235,7 @@ def prox_sgd(
     fn = "prox_sgd"
     v.check_bool(nesterov, fn=fn, arg="nesterov")
     if momentum is not None:
-        v.check_in_range(momentum, fn=fn, arg="momentum", low=0.0, high=1.0, closed=False)
+        momentum = _decay(momentum, fn=fn, arg="momentum")
     opt = optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype)
     feedback = (
         None if momentum is None else _trace_feedback(0, momentum, nesterov, gradient_units=True)
@@ -237,7 +243,7 @@ def prox_sgd(
     return _proximal_optimizer(
         fn,
         opt,
-        lambda state, count: _at(learning_rate, count),
+        lambda state, count: _at(learning_rate, count, fn=fn, arg="learning_rate"),
         learning_rate=learning_rate,
         l1reg=l1reg,
         l2reg=l2reg,
@@ -247,11 +253,18 @@ def prox_sgd(
     )
 
 
-def _check_adam_args(fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any) -> None:
-    v.check_in_range(b1, fn=fn, arg="b1", low=0.0, high=1.0, closed=False)
-    v.check_in_range(b2, fn=fn, arg="b2", low=0.0, high=1.0, closed=False)
+def _decay(value: Any, *, fn: str, arg: str) -> Any:
+    """A decay/momentum in [0, 1): checked when concrete, NaN when traced and out of range."""
+    v.check_in_range(value, fn=fn, arg=arg, low=0.0, high=1.0, closed=False)
+    if isinstance(value, jax.core.Tracer):
+        return jnp.where((value >= 0) & (value < 1), value, jnp.nan)
+    return value
+
+
+def _check_adam_args(fn: str, b1: Any, b2: Any, eps: Any, eps_root: Any) -> tuple[Any, Any]:
     v.check_strength(eps, fn=fn, arg="eps", allow_schedule=False)
     v.check_strength(eps_root, fn=fn, arg="eps_root", allow_schedule=False)
+    return _decay(b1, fn=fn, arg="b1"), _decay(b2, fn=fn, arg="b2")
 
 
 @_doc
@@ -327,11 +340,11 @@ def _adam_family(
     fn, learning_rate, l1reg, *, b1, b2, eps, eps_root, mu_dtype, nesterov, l2reg, mask, prox
 ):
     v.check_bool(nesterov, fn=fn, arg="nesterov")
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    b1, b2 = _check_adam_args(fn, b1, b2, eps, eps_root)
     opt = optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
     def step_sizes(state, count):
-        lr = _at(learning_rate, count)
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
 
     return _proximal_optimizer(
@@ -457,7 +470,7 @@ def prox_adamw(
     """
     fn = "prox_adamw"
     v.check_bool(nesterov, fn=fn, arg="nesterov")
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    b1, b2 = _check_adam_args(fn, b1, b2, eps, eps_root)
     v.check_strength(weight_decay, fn=fn, arg="weight_decay")
     opt = optax.adamw(
         learning_rate,
@@ -472,7 +485,7 @@ def prox_adamw(
     )
 
     def step_sizes(state, count):
-        lr = _at(learning_rate, count)
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
 
     return _proximal_optimizer(
@@ -536,13 +549,13 @@ def prox_amsgrad(
     fn = "prox_amsgrad"
     v.check_bool(bias_correction_mu, fn=fn, arg="bias_correction_mu")
     v.check_bool(bias_correction_nu, fn=fn, arg="bias_correction_nu")
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    b1, b2 = _check_adam_args(fn, b1, b2, eps, eps_root)
     opt = optax.amsgrad(
         learning_rate, b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu
     )
 
     def step_sizes(state, count):
-        lr = _at(learning_rate, count)
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         return _metrics.amsgrad_step_sizes(state[0], lr, eps=eps, eps_root=eps_root)
 
     return _proximal_optimizer(
@@ -604,11 +617,11 @@ def prox_adabelief(
     """
     fn = "prox_adabelief"
     v.check_bool(nesterov, fn=fn, arg="nesterov")
-    _check_adam_args(fn, b1, b2, eps, eps_root)
+    b1, b2 = _check_adam_args(fn, b1, b2, eps, eps_root)
     opt = optax.adabelief(learning_rate, b1, b2, eps, eps_root, nesterov=nesterov)
 
     def step_sizes(state, count):
-        lr = _at(learning_rate, count)
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         return _metrics.belief_step_sizes(state[0], lr, b2=b2, eps=eps)
 
     return _proximal_optimizer(
@@ -682,9 +695,9 @@ def prox_rmsprop(
     fn = "prox_rmsprop"
     for flag in ("eps_in_sqrt", "centered", "nesterov", "bias_correction"):
         v.check_bool(locals()[flag], fn=fn, arg=flag)
-    v.check_in_range(decay, fn=fn, arg="decay", low=0.0, high=1.0, closed=False)
+    decay = _decay(decay, fn=fn, arg="decay")
     if momentum is not None:
-        v.check_in_range(momentum, fn=fn, arg="momentum", low=0.0, high=1.0, closed=False)
+        momentum = _decay(momentum, fn=fn, arg="momentum")
     v.check_strength(eps, fn=fn, arg="eps", allow_schedule=False)
     v.check_strength(initial_scale, fn=fn, arg="initial_scale", allow_schedule=False)
     opt = optax.rmsprop(
@@ -700,7 +713,7 @@ def prox_rmsprop(
     )
 
     def step_sizes(state, count):
-        lr = _at(learning_rate, count)
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         return _metrics.rms_step_sizes(
             state[0],
             lr,
@@ -786,7 +799,7 @@ def prox_adagrad(
     opt = optax.adagrad(learning_rate, initial_accumulator_value, eps)
 
     def step_sizes(state, count):
-        lr = _at(learning_rate, count)
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         return _metrics.rss_step_sizes(
             state[0], lr, eps=eps, initial_accumulator_value=initial_accumulator_value
         )
@@ -882,8 +895,8 @@ def cumulative_l1(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
-        eta = _at(learning_rate, state.count)
-        lam = _evaluate_hyperparams(l1reg, state.count)
+        eta = _at(learning_rate, state.count, fn=fn, arg="learning_rate")
+        lam = _evaluate_hyperparams(l1reg, state.count, fn=fn)
         lams = v.broadcast_to_params(lam, params, fn=fn, arg="l1reg")
 
         def new_total(u, lam_leaf, p):

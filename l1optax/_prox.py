@@ -50,6 +50,7 @@ def soft_threshold(x: jax.Array, threshold: float | jax.Array) -> jax.Array:
     """
     v.check_strength(threshold, fn="soft_threshold", arg="threshold", allow_schedule=False)
     v.check_float_leaves(x, fn="soft_threshold")
+    v.broadcast_to_params(threshold, jnp.asarray(x), fn="soft_threshold", arg="threshold")
     return _soft_threshold(x, threshold)
 
 
@@ -108,7 +109,11 @@ def prox_l1(params: Tree, l1reg: float | jax.Array | Tree = 1.0, scaling: Any = 
     References:
       Parikh & Boyd, 2014, "Proximal algorithms", Foundations and Trends in Optimization 1(3).
     """
-    fn = "prox_l1"
+    return _prox_l1(params, l1reg, scaling, fn="prox_l1")
+
+
+def _prox_l1(params: Tree, l1reg: Any, scaling: Any, *, fn: str) -> Tree:
+    """:func:`prox_l1` whose error messages name ``fn`` (the transform or optimizer using it)."""
     if l1reg is None:
         l1reg = 1.0
     v.check_strength(l1reg, fn=fn, arg="l1reg", allow_schedule=False)
@@ -129,4 +134,5 @@ def prox_l1(params: Tree, l1reg: float | jax.Array | Tree = 1.0, scaling: Any = 
 
 
 def _mul(a: Any, b: Any) -> Any:
-    return jnp.asarray(a) * jnp.asarray(b)
+    # Each factor poisons on its own: two traced negatives must not cancel into a valid threshold.
+    return v.nan_if_negative(jnp.asarray(a)) * v.nan_if_negative(jnp.asarray(b))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeAlias
 
@@ -12,7 +13,7 @@ import optax
 
 from l1optax import _metrics
 from l1optax import _validation as v
-from l1optax._prox import prox_l1
+from l1optax._prox import _prox_l1, prox_l1
 
 Tree: TypeAlias = Any
 ScalarOrSchedule: TypeAlias = float | jax.Array | optax.Schedule
@@ -39,13 +40,27 @@ class L1SubgradientState(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # int32 (shadows tuple.count, as in optax)
 
 
-def _at(value: Any, count: jax.Array) -> Any:
-    """Evaluates a schedule at ``count``; returns any other value unchanged."""
-    return value(count) if callable(value) else value
+def _at(value: Any, count: jax.Array, *, fn: str = "l1optax", arg: str = "schedule") -> Any:
+    """Evaluates a schedule at ``count``; returns any other value unchanged.
+
+    A schedule that returns None (a forgotten ``return``) is an error, never a default value.
+    """
+    if not callable(value):
+        return value
+    out = value(count)
+    if out is None:
+        name = getattr(value, "__name__", type(value).__name__)
+        raise ValueError(
+            f"`{fn}({arg}=...)`: the schedule {name} returned None; a schedule must return a "
+            "number (is a `return` missing?)"
+        )
+    return out
 
 
-def _evaluate_hyperparams(hyperparams: Any, count: jax.Array) -> Any:
-    return jax.tree.map(lambda h: _at(h, count), hyperparams)
+def _evaluate_hyperparams(
+    hyperparams: Any, count: jax.Array, *, fn: str = "l1optax", arg: str = "l1reg"
+) -> Any:
+    return jax.tree.map(lambda h: _at(h, count, fn=fn, arg=arg), hyperparams)
 
 
 def maybe_masked(
@@ -135,10 +150,10 @@ def _proximal_transform(
         del extra_args
         v.require_params(params, fn=f"{fn}(...).update")
         if not identity:
-            hp = _evaluate_hyperparams(hyperparams, state.count)
-            updates, _ = prox_step(
-                prox, hp, params, updates, _at(learning_rate, state.count), fn=fn
-            )
+            hp = _evaluate_hyperparams(hyperparams, state.count, fn=fn)
+            eta = _at(learning_rate, state.count, fn=fn, arg="learning_rate")
+            v.check_strength(eta, fn=fn, arg="learning_rate", allow_schedule=False)
+            updates, _ = prox_step(prox, hp, params, updates, eta, fn=fn)
         # With identity (a penalty known to be 0 at construction) the updates pass through
         # untouched (same state, same checks), so XLA compiles exactly the base optimizer's
         # program and the result is bitwise the base optimizer's.
@@ -296,7 +311,8 @@ def l1_prox(
     identity = all(_is_static_zero(leaf) for leaf in jax.tree.leaves(l1reg)) or _is_static_zero(
         learning_rate
     )
-    return _proximal_transform(prox_l1, learning_rate, l1reg, mask=mask, fn=fn, identity=identity)
+    prox = functools.partial(_prox_l1, fn=fn)
+    return _proximal_transform(prox, learning_rate, l1reg, mask=mask, fn=fn, identity=identity)
 
 
 def add_l1_subgradient(
@@ -506,7 +522,7 @@ def prox_in_metric(
         if not identity:
             penalized = penalized_leaves(mask, params, fn=fn)
             scaling = step_sizes(inner_state, state.count)
-            hp = _evaluate_hyperparams(hyperparams, state.count)
+            hp = _evaluate_hyperparams(hyperparams, state.count, fn=fn)
             new_updates, residuals = prox_step(
                 prox, hp, params, new_updates, scaling, penalized=penalized, fn=fn
             )
@@ -608,7 +624,7 @@ def with_l1(
         if injected_lr is not None:
             lr = injected_lr
         elif learning_rate is not None:
-            lr = _at(learning_rate, count)
+            lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
         else:
             raise ValueError(
                 f"`{fn}`: cannot read the learning rate from the optimizer's state; build it with "

@@ -294,12 +294,6 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(shape) if shape is not None else np.shape(x)
 
 
-def _group_weights_call(fn: str, arg: str) -> bool:
-    # Transitional: group weights have the *group* shape, checked by _group.py itself. Remove when
-    # _group._broadcast_weights passes check_shapes=False.
-    return arg == "weights" and "group" in fn
-
-
 def broadcast_to_params(
     hyper: Tree, params: Tree, *, fn: str, arg: str, check_shapes: bool = True
 ) -> Tree:
@@ -316,8 +310,6 @@ def broadcast_to_params(
         extra keys), a value would broadcast the leaf to another shape, or a None stands where
         the parameters have an array.
     """
-    if check_shapes and _group_weights_call(fn, arg):
-        check_shapes = False
     if _is_single_leaf(hyper):
         if check_shapes:
             _check_value(hyper, (), params, fn=fn, arg=arg)

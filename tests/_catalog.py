@@ -232,10 +232,10 @@ def _core_entries() -> list[Entry]:
             exact_zeros=False,
         ),
         Entry(
-            "target_sparsity(inject(prox_adam))",
+            "target_sparsity(inject(prox_sgd))",
             ("target_sparsity",),
             lambda: l1optax.target_sparsity(
-                optax.inject_hyperparams(l1optax.prox_adam)(learning_rate=LR, l1reg=LAM),
+                optax.inject_hyperparams(l1optax.prox_sgd)(learning_rate=LR, l1reg=LAM),
                 0.5,
                 end_step=10,
             ),
@@ -370,7 +370,7 @@ UNWRAPPED = [e for e in CATALOG if e.wrapper is None]
 # repeat what the core wrapped entries show, so they are marked ``slow`` (CI still runs them).
 CORE_WRAPPED = {
     "with_l1_proximal_adagrad",
-    "target_sparsity(inject(prox_adam))",
+    "target_sparsity(inject(prox_sgd))",
     "masked(with_l1_proximal_sgd)",
     "multisteps(with_l1_proximal_sgd)",
     "inject(with_l1_proximal_sgd)",
