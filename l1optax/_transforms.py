@@ -185,6 +185,8 @@ def prox_step(
     """
     if penalized is None:
         penalized = jax.tree.map(lambda p: p is not None, params, is_leaf=v.is_none)
+    # None leaves in a per-coordinate step-size tree stand for None parameters: any number will do.
+    step_sizes = jax.tree.map(lambda s: 0.0 if s is None else s, step_sizes, is_leaf=v.is_none)
     targets = jax.tree.map(
         lambda p, u, m: None if (p is None or not m) else _sum_in_compute_dtype(p, u),
         params,

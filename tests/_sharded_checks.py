@@ -194,7 +194,7 @@ def explicit_mesh_jit_init_keeps_shardings():
     """With Explicit axes (JAX's default for make_mesh) even a jitted init follows the params."""
     mesh = _mesh_2x4(AxisType.Explicit)
     with jax.set_mesh(mesh):
-        for name in ("with_l1_proximal_adagrad", "prox_adam", "multisteps(with_l1_proximal_sgd)"):
+        for name in ("with_l1_proximal_injected_sgd", "prox_adam", "multisteps(with_l1_proximal_sgd)"):
             entry = next((e for e in CATALOG if e.name == name), None)
             if entry is None:
                 continue
@@ -295,7 +295,11 @@ def _flax_train(tx, mesh, data_spec, param_specs, steps=5):
 @check
 def flax_mlp_sharded_equals_single_device():
     """A Linen MLP trained with ``with_l1`` and ``prox_adam`` on both meshes equals 1 device."""
-    txs = {"with_l1(adam)": l1optax.with_l1(optax.adam(1e-2), 0.5, learning_rate=1e-2)}
+    txs = {
+        "with_l1(inject(adam))": l1optax.with_l1(
+            optax.inject_hyperparams(optax.adam)(learning_rate=1e-2), 0.05
+        )
+    }
     if hasattr(l1optax, "prox_adam"):
         txs["prox_adam"] = l1optax.prox_adam(1e-2, 0.5)
     layouts = {

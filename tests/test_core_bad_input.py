@@ -297,7 +297,7 @@ def test_strength_tree_not_matching_the_params_raises():
     tx = l1optax.l1_prox(0.1, {"a": 0.1, "zzz": 0.2})
     params = {"a": jnp.ones(2), "b": jnp.ones(2)}
     with pytest.raises(
-        ValueError, match=r"`prox_l1\(l1reg=...\)` must be a scalar or a pytree matching"
+        ValueError, match=r"`l1_prox\(l1reg=...\)` must be a scalar or a pytree matching"
     ):
         tx.update(params, tx.init(params), params)
     with pytest.raises(ValueError, match=r"`l1_penalty\(l1reg=...\)` must be a scalar or a pytree"):

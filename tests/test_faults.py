@@ -187,7 +187,7 @@ HYPOTHESIS_ENTRIES = [
         "adam+l1_prox",
         "sgd+apply_prox",
         "add_l1_subgradient+adam",
-        "with_l1_proximal_adagrad",
+        "with_l1_proximal_injected_sgd",
         "with_l1_subgradient_momentum",
         "prox_sgd",
         "prox_adam",
@@ -200,7 +200,7 @@ HYPOTHESIS_ENTRIES = [
 ]
 
 
-_HYPOTHESIS_FAST = {"sgd+l1_prox", "add_l1_subgradient+adam", "with_l1_proximal_adagrad", "prox_adam"}
+_HYPOTHESIS_FAST = {"sgd+l1_prox", "add_l1_subgradient+adam", "with_l1_proximal_injected_sgd", "prox_adam"}
 
 
 @pytest.mark.parametrize(

@@ -53,8 +53,8 @@ def _transforms():
     lr, mask = 1e-2, l1optax.keras_kernel_mask
     out = {
         "sgd+l1_prox": (optax.chain(optax.sgd(0.3), l1optax.l1_prox(0.3, 1e-2, mask=mask)), True),
-        "adam+with_l1(proximal)": (
-            l1optax.with_l1(optax.adam(lr), 0.3, learning_rate=lr, mask=mask),
+        "inject(adam)+with_l1(proximal)": (
+            l1optax.with_l1(optax.inject_hyperparams(optax.adam)(learning_rate=lr), 3e-2, mask=mask),
             True,
         ),
         "adam+with_l1(subgradient)": (

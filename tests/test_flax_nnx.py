@@ -57,8 +57,12 @@ def _transforms():
             optax.chain(optax.sgd(0.3), l1optax.l1_prox(0.3, 1e-2, mask=l1optax.keras_kernel_mask)),
             True,
         ),
-        "adam+with_l1(proximal)": (
-            l1optax.with_l1(optax.adam(lr), 0.3, learning_rate=lr, mask=l1optax.keras_kernel_mask),
+        "inject(adam)+with_l1(proximal)": (
+            l1optax.with_l1(
+                optax.inject_hyperparams(optax.adam)(learning_rate=lr),
+                3e-2,
+                mask=l1optax.keras_kernel_mask,
+            ),
             True,
         ),
         "adam+with_l1(subgradient)": (

@@ -54,7 +54,9 @@ def _optimizer(kind):
     def factory(learning_rate, l1reg):
         if kind == "prox_adam":
             return l1optax.prox_adam(learning_rate, l1reg)
-        return l1optax.with_l1(optax.adam(learning_rate), l1reg, learning_rate=learning_rate)
+        return l1optax.with_l1(
+            optax.adam(learning_rate), l1reg, method="decoupled", learning_rate=learning_rate
+        )
 
     # The uniform threshold eta*lam of chain(adam, l1_prox) needs a larger lam than prox_adam's
     # preconditioned one to be felt at all (and to sit above bf16's resolution).
