@@ -64,7 +64,7 @@ from l1optax._transforms import (
     with_l1,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     # penalty, prox, transforms
