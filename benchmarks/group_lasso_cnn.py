@@ -115,16 +115,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 strengths, 2 epochs")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lams", default=None, help="comma-separated strengths (default: a sweep)")
+    parser.add_argument(
+        "--methods", default=None, help="comma-separated subset of the two prox methods"
+    )
     parser.add_argument("--json", default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     lams = (0.01, 1.0) if args.quick else LAMS
+    if args.lams:
+        lams = tuple(float(x) for x in args.lams.split(","))
+    methods = ("prox_adam(prox=group)", "adam + uniform group prox")
+    if args.methods:
+        methods = tuple(m.strip() for m in args.methods.split(","))
     epochs = 2 if args.quick else args.epochs
     data = _data()
     rows = []
     t0 = time.perf_counter()
     base_acc, _ = train("adam", 0.0, data, epochs=epochs)
     rows.append({"method": "adam", "lam": 0.0, "acc": base_acc, "conv1": 0, "conv2": 0})
-    for method in ("prox_adam(prox=group)", "adam + uniform group prox"):
+    for method in methods:
         for lam in lams:
             acc, zero = train(method, lam, data, epochs=epochs)
             rows.append({"method": method, "lam": lam, "acc": acc, **zero})

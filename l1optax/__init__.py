@@ -16,6 +16,7 @@ from l1optax._group import (
     prox_sparse_group_l1,
     sparse_group_l1_penalty,
 )
+from l1optax._lasso import LassoCVInfo, LassoInfo, lasso, lasso_cv, lasso_path
 from l1optax._nonconvex import (
     l0_penalty,
     l_half_penalty,
@@ -43,6 +44,7 @@ from l1optax._penalty import l1_penalty
 from l1optax._prox import prox_l1, soft_threshold
 from l1optax._pruning import prune_units, prune_units_linen, to_bcoo
 from l1optax._selection import keras_kernel_mask, param_paths, per_layer_l1reg, select
+from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
 from l1optax._sparse_training import (
     FreezeSupportState,
     TargetSparsityState,
@@ -51,8 +53,6 @@ from l1optax._sparse_training import (
     sparsity_schedule,
     target_sparsity,
 )
-from l1optax._lasso import LassoCVInfo, LassoInfo, lasso, lasso_cv, lasso_path
-from l1optax._solvers import FistaInfo, fista, l1_grid, l1_path, lambda_max
 from l1optax._transforms import (
     L1SubgradientState,
     ProxInMetricState,

@@ -194,7 +194,11 @@ def explicit_mesh_jit_init_keeps_shardings():
     """With Explicit axes (JAX's default for make_mesh) even a jitted init follows the params."""
     mesh = _mesh_2x4(AxisType.Explicit)
     with jax.set_mesh(mesh):
-        for name in ("with_l1_proximal_injected_sgd", "prox_adam", "multisteps(with_l1_proximal_sgd)"):
+        for name in (
+            "with_l1_proximal_injected_sgd",
+            "prox_adam",
+            "multisteps(with_l1_proximal_sgd)",
+        ):
             entry = next((e for e in CATALOG if e.name == name), None)
             if entry is None:
                 continue

@@ -200,7 +200,12 @@ HYPOTHESIS_ENTRIES = [
 ]
 
 
-_HYPOTHESIS_FAST = {"sgd+l1_prox", "add_l1_subgradient+adam", "with_l1_proximal_injected_sgd", "prox_adam"}
+_HYPOTHESIS_FAST = {
+    "sgd+l1_prox",
+    "add_l1_subgradient+adam",
+    "with_l1_proximal_injected_sgd",
+    "prox_adam",
+}
 
 
 @pytest.mark.parametrize(

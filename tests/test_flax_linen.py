@@ -54,7 +54,9 @@ def _transforms():
     out = {
         "sgd+l1_prox": (optax.chain(optax.sgd(0.3), l1optax.l1_prox(0.3, 1e-2, mask=mask)), True),
         "inject(adam)+with_l1(proximal)": (
-            l1optax.with_l1(optax.inject_hyperparams(optax.adam)(learning_rate=lr), 3e-2, mask=mask),
+            l1optax.with_l1(
+                optax.inject_hyperparams(optax.adam)(learning_rate=lr), 3e-2, mask=mask
+            ),
             True,
         ),
         "adam+with_l1(subgradient)": (
