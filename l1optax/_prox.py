@@ -70,9 +70,11 @@ def _soft_threshold(x: jax.Array, threshold: Any) -> jax.Array:
     else:
         # x - clip(x, -t, t) is exact: zero when |x| <= t, a single rounding otherwise. The
         # select makes the Jacobian exactly 1{|x| > t} (clip alone gives 1/2 at |x| == t) and
-        # returns a zero input as is, so t == 0 is the identity bitwise (-0.0 included). NaN in
-        # x or t makes the comparison False and x - clip(x, -t, t) NaN.
-        zero = jnp.where(xc == 0, jax.lax.stop_gradient(xc), jnp.zeros_like(xc))
+        # keeps the input only when t == 0, so t == 0 is the identity bitwise (-0.0 and
+        # subnormals included) while t > 0 gives an exact 0 even for a subnormal x that XLA's
+        # flush-to-zero compares equal to 0. NaN in x or t makes the comparison False and
+        # x - clip(x, -t, t) NaN.
+        zero = jnp.where(t == 0, jax.lax.stop_gradient(xc), jnp.zeros_like(xc))
         out = jnp.where(jnp.abs(xc) <= t, zero, xc - jnp.clip(xc, -t, t))
     return out.astype(x.dtype)
 

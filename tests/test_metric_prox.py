@@ -262,3 +262,13 @@ def test_complex_leaves_are_shrunk_in_modulus_or_rejected_with_the_leaf_named():
     )
     with pytest.raises(TypeError, match=r"cumulative_l1.*\['w'\] is complex64"):
         l1optax.cumulative_l1(0.1, 1.0).init(params)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_soft_threshold_zeroes_subnormals_and_keeps_them_at_zero_threshold(dtype):
+    tiny = float(jnp.finfo(dtype).smallest_normal) / 4  # subnormal
+    x = jnp.array([tiny, -tiny, 0.0, -0.0, 1.0], dtype)
+    out = l1optax.soft_threshold(x, 0.5)
+    np.testing.assert_array_equal(np.asarray(out, np.float32)[:4], 0.0)
+    same = l1optax.soft_threshold(x, 0.0)
+    assert np.asarray(same).tobytes() == np.asarray(x).tobytes()  # identity bitwise at t = 0
