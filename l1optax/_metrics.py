@@ -122,7 +122,7 @@ _INJECT_STATES = tuple(
     if t is not None
 )
 _ADAPTIVE_STATES = {
-    optax.ScaleByAdamState: ("adam", "l1optax.prox_adam / prox_adamw / prox_nadam"),
+    optax.ScaleByAdamState: ("adam", "l1optax.prox_adam (or prox_adamw, prox_nadam)"),
     optax.ScaleByAmsgradState: ("amsgrad", "l1optax.prox_amsgrad"),
     optax.ScaleByBeliefState: ("adabelief", "l1optax.prox_adabelief"),
     optax.ScaleByRssState: ("adagrad", "l1optax.prox_adagrad"),

@@ -638,8 +638,9 @@ def with_l1(
             raise ValueError(
                 f"`{fn}`: the optimizer is {family}, whose metric needs {', '.join(missing)}, "
                 "which its state does not record. Use "
-                f"{_metrics._ADAPTIVE_STATES[type(node)][1]}(learning_rate, l1reg, ...), or "
-                f"build it with optax.inject_hyperparams(optax.{family})(learning_rate=...)"
+                f"{_metrics._ADAPTIVE_STATES[type(node)][1]} with the same arguments plus "
+                f"l1reg, or build it with optax.inject_hyperparams(optax.{family})"
+                "(learning_rate=...)"
             )
         return _metrics.state_step_sizes(node, family, lr, hyper), injected_lr
 
