@@ -293,9 +293,9 @@ def _optimizers(layout, l1reg_tree, mask):
             optax.chain(optax.sgd(LR), l1optax.l1_prox(LR, 0.3)),
         ),
         (
-            "adam+prox(tree l1reg, mask)",
-            l1optax.with_l1(optax.adam(LR), l1reg_tree, learning_rate=LR, mask=mask),
-            l1optax.with_l1(optax.adam(LR), flat_l1, learning_rate=LR),
+            "prox_adam(tree l1reg, mask)",
+            l1optax.prox_adam(LR, l1reg_tree, mask=mask),
+            l1optax.prox_adam(LR, flat_l1),
         ),
         (
             "adam+subgradient(tree l1reg)",
@@ -305,16 +305,13 @@ def _optimizers(layout, l1reg_tree, mask):
             ),
         ),
         (
-            "adam+prox(schedule)",
-            l1optax.with_l1(
-                optax.adam(optax.linear_schedule(LR, 0.0, 20)),
-                optax.linear_schedule(0.5, 0.1, 20),
-                learning_rate=optax.linear_schedule(LR, 0.0, 20),
+            "prox_adam(schedule)",
+            l1optax.prox_adam(
+                optax.linear_schedule(LR, 0.0, 20), optax.linear_schedule(0.5, 0.1, 20)
             ),
-            l1optax.with_l1(
-                optax.adam(optax.linear_schedule(LR, 0.0, 20)),
+            l1optax.prox_adam(
+                optax.linear_schedule(LR, 0.0, 20),
                 layout.ravel_hyperparams(optax.linear_schedule(0.5, 0.1, 20)),
-                learning_rate=optax.linear_schedule(LR, 0.0, 20),
             ),
         ),
     ]
@@ -420,7 +417,8 @@ def test_flat_step_with_donation_and_stable_state():
     params = [jnp.full((3,), 0.5), jnp.full((2, 2), -0.01)]
     layout = flat_layout(params)
     lr, lam, beta = 0.1, 0.2, 0.9
-    tx = l1optax.with_l1(optax.sgd(lr, momentum=beta), lam, learning_rate=lr)
+    # chain(sgd(momentum), l1_prox): the uniform threshold after heavy ball, as the recursion
+    tx = l1optax.with_l1(optax.sgd(lr, momentum=beta), lam, method="decoupled", learning_rate=lr)
     flat = layout.ravel(params)
     state = tx.init(flat)
 
