@@ -301,7 +301,7 @@ def flax_mlp_sharded_equals_single_device():
     """A Linen MLP trained with ``with_l1`` and ``prox_adam`` on both meshes equals 1 device."""
     txs = {
         "with_l1(inject(adam))": l1optax.with_l1(
-            optax.inject_hyperparams(optax.adam)(learning_rate=1e-2), 0.05
+            optax.inject_hyperparams(optax.adam)(learning_rate=1e-2), 0.5
         )
     }
     if hasattr(l1optax, "prox_adam"):
