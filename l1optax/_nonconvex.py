@@ -388,8 +388,8 @@ def _scad_kernel(strict: bool):
         def objective(z):
             return 0.5 * (z - x) ** 2 + s * _scad_term(z, lam, gamma)
 
+        # z1 is already 0 where |x| <= s*lam; the flat piece can still win there (large steps).
         best = jnp.where(objective(z3) < objective(z1), z3, z1)
-        best = jnp.where(a <= s * lam, jnp.zeros_like(x), best)
         return jnp.where(valid, firm, best)
 
     return kernel
