@@ -336,6 +336,16 @@ def prox_adam(
     )
 
 
+def _adam_step_sizes(fn, learning_rate, *, b2, eps, eps_root):
+    """Adam's metric (state[0] is optax's ScaleByAdamState), shared by adam, nadam and adamw."""
+
+    def step_sizes(state, count):
+        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
+        return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
+
+    return step_sizes
+
+
 def _adam_family(
     fn, learning_rate, l1reg, *, b1, b2, eps, eps_root, mu_dtype, nesterov, l2reg, mask, prox
 ):
@@ -343,14 +353,10 @@ def _adam_family(
     b1, b2 = _check_adam_args(fn, b1, b2, eps, eps_root)
     opt = optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
-    def step_sizes(state, count):
-        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
-        return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
-
     return _proximal_optimizer(
         fn,
         opt,
-        step_sizes,
+        _adam_step_sizes(fn, learning_rate, b2=b2, eps=eps, eps_root=eps_root),
         learning_rate=learning_rate,
         l1reg=l1reg,
         l2reg=l2reg,
@@ -484,14 +490,10 @@ def prox_adamw(
         nesterov=nesterov,
     )
 
-    def step_sizes(state, count):
-        lr = _at(learning_rate, count, fn=fn, arg="learning_rate")
-        return _metrics.adam_step_sizes(state[0], lr, b2=b2, eps=eps, eps_root=eps_root)
-
     return _proximal_optimizer(
         fn,
         opt,
-        step_sizes,
+        _adam_step_sizes(fn, learning_rate, b2=b2, eps=eps, eps_root=eps_root),
         learning_rate=learning_rate,
         l1reg=l1reg,
         l2reg=l2reg,
