@@ -6,7 +6,7 @@ strengths ``lam``:
 
 * ``prox_adam(prox=group)``: ``l1optax.prox_adam(lr, lam, prox=partial(prox_group_l1, axis=-1))``,
   the group prox taken in Adam's own metric (the problem the user wrote);
-* ``adam + uniform group prox``: ``optax.chain(optax.adam(lr), group_l1_prox(lr, lam, axis=-1))``,
+* ``adam + uniform group prox``: ``optax.chain(optax.adam(lr), apply_group_l1_prox(lr, lam, axis=-1))``,
   the threshold ``lr * lam`` after Adam's step (a metric-weighted objective).
 
 It prints test accuracy and the number of conv channels that are exactly zero (removable).
@@ -74,7 +74,7 @@ def make_tx(method: str, lam: float):
         prox = functools.partial(l1optax.prox_group_l1, axis=-1)
         return l1optax.prox_adam(LR, lam, prox=prox, mask=mask)
     if method == "adam + uniform group prox":
-        return optax.chain(optax.adam(LR), l1optax.group_l1_prox(LR, lam, axis=-1, mask=mask))
+        return optax.chain(optax.adam(LR), l1optax.apply_group_l1_prox(LR, lam, axis=-1, mask=mask))
     raise ValueError(method)
 
 

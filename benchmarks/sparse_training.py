@@ -388,7 +388,7 @@ def make_tx(method: str, task: Task, params, target, total_steps: int):
             factory = lambda lam: l1optax.prox_adam(lr, lam, prox=prox, mask=hmask)  # noqa: E731
         else:
             factory = lambda lam: optax.chain(  # noqa: E731
-                optax.adam(lr), l1optax.group_l1_prox(lr, lam, axis=-1, mask=hmask)
+                optax.adam(lr), l1optax.apply_group_l1_prox(lr, lam, axis=-1, mask=hmask)
             )
         return ts(factory, target, mask=hmask, l1reg=1e-4)
     raise ValueError(f"unknown method {method!r}")

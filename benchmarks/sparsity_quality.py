@@ -2,7 +2,7 @@
 
 Part 1, a minibatch lasso (scikit-learn ``make_regression``, loss 1/2 mean squared error, batch 16,
 step size eta_t = eta_0 / (1 + t / t_0)): proximal SGD, the cumulative penalty (Tsuruoka et al.
-2009), prox_adam, the uniform-threshold chain(adam, l1_prox) and the subgradient recipe, compared
+2009), prox_adam, the uniform-threshold chain(adam, apply_l1_prox) and the subgradient recipe, compared
 with scikit-learn's ``Lasso`` on the full data: exact zeros, support equal to scikit-learn's,
 support changes (coordinates entering or leaving the support) during the last 10% of steps, and the
 relative objective gap.
@@ -55,11 +55,13 @@ def lasso_methods(lam: float, eta0: float, t0: float):
         return 0.1 * eta0 / (1.0 + count / t0)
 
     return {
-        "prox SGD (l1_prox)": optax.chain(optax.sgd(sgd_sched), l1optax.l1_prox(sgd_sched, lam)),
+        "prox SGD (apply_l1_prox)": optax.chain(
+            optax.sgd(sgd_sched), l1optax.apply_l1_prox(sgd_sched, lam)
+        ),
         "cumulative_l1": optax.chain(optax.sgd(sgd_sched), l1optax.cumulative_l1(sgd_sched, lam)),
         "prox_adam": l1optax.prox_adam(adam_sched, lam),
-        "chain(adam, l1_prox)": optax.chain(
-            optax.adam(adam_sched), l1optax.l1_prox(adam_sched, lam)
+        "chain(adam, apply_l1_prox)": optax.chain(
+            optax.adam(adam_sched), l1optax.apply_l1_prox(adam_sched, lam)
         ),
         "subgradient SGD": optax.chain(l1optax.add_l1_subgradient(lam), optax.sgd(sgd_sched)),
     }
@@ -161,11 +163,13 @@ def digits_methods(lam: float):
         "adam + subgradient": optax.chain(
             l1optax.add_l1_subgradient(lam, mask=mask), optax.adam(1e-2)
         ),
-        "chain(adam, l1_prox)": optax.chain(
-            optax.adam(1e-2), l1optax.l1_prox(1e-2, lam, mask=mask)
+        "chain(adam, apply_l1_prox)": optax.chain(
+            optax.adam(1e-2), l1optax.apply_l1_prox(1e-2, lam, mask=mask)
         ),
         "prox_adam": l1optax.prox_adam(1e-2, lam, mask=mask),
-        "prox SGD (l1_prox)": optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, lam, mask=mask)),
+        "prox SGD (apply_l1_prox)": optax.chain(
+            optax.sgd(0.1), l1optax.apply_l1_prox(0.1, lam, mask=mask)
+        ),
         "sgd + cumulative_l1": optax.chain(
             optax.sgd(0.1), l1optax.cumulative_l1(0.1, lam, mask=mask)
         ),

@@ -4,7 +4,7 @@ Pairs, each timed in the same process (a name that l1optax does not export is sk
 ``prox_sgd`` / ``optax.sgd``, ``prox_adam`` / ``adam``, ``prox_adamw`` / ``adamw(weight_decay=0)``,
 ``prox_nadam`` / ``nadam``, ``prox_amsgrad`` / ``amsgrad``, ``prox_adabelief`` / ``adabelief``,
 ``prox_rmsprop`` / ``rmsprop``, ``prox_adagrad`` / ``adagrad``. For SGD and Adam also
-``chain(base, l1_prox)``, ``with_l1(base)`` (proximal and subgradient), the penalty in the loss,
+``chain(base, apply_l1_prox)``, ``with_l1(base)`` (proximal and subgradient), the penalty in the loss,
 and the many-leaf fast path (``flat:`` rows, :func:`l1optax.flat_layout`). PyTorch peers
 (``benchmarks/_peers.py``) run when ``torch`` is importable. A variant whose construction raises
 is reported as skipped with the error, not dropped silently.
@@ -118,9 +118,9 @@ def variants() -> list[Variant]:
             continue
         out += [
             Variant(
-                f"chain({base}, l1_prox)",
+                f"chain({base}, apply_l1_prox)",
                 bname,
-                lambda mb=make_base: optax.chain(mb(), l1optax.l1_prox(LR, LAM)),
+                lambda mb=make_base: optax.chain(mb(), l1optax.apply_l1_prox(LR, LAM)),
                 passes,
             ),
             Variant(
@@ -138,9 +138,9 @@ def variants() -> list[Variant]:
             Variant(f"{base} + penalty in loss", bname, make_base, passes, "penalty_in_loss"),
             Variant(f"flat: {bname}", bname, make_base, passes, "flat"),
             Variant(
-                f"flat: chain({base}, l1_prox)",
+                f"flat: chain({base}, apply_l1_prox)",
                 bname,
-                lambda mb=make_base: optax.chain(mb(), l1optax.l1_prox(LR, LAM)),
+                lambda mb=make_base: optax.chain(mb(), l1optax.apply_l1_prox(LR, LAM)),
                 passes,
                 "flat",
             ),
@@ -412,8 +412,8 @@ def run_checks(size: int, leaves: int, seed: int) -> list[dict[str, Any]]:
         return np.sign(z) * np.maximum(np.abs(z) - t, 0)
 
     against_numpy(
-        "chain(sgd, l1_prox) vs NumPy f64 (rel err)",
-        optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam)),
+        "chain(sgd, apply_l1_prox) vs NumPy f64 (rel err)",
+        optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam)),
         {"exact": lambda p, g: soft(p - lr * g, lr * lam)},
         4 * 2.0**-23,
     )
@@ -437,7 +437,7 @@ def run_checks(size: int, leaves: int, seed: int) -> list[dict[str, Any]]:
     )
     layout = l1optax.flat_layout(params)
     for name, tx in (
-        ("chain(adam, l1_prox)", optax.chain(optax.adam(lr), l1optax.l1_prox(lr, lam))),
+        ("chain(adam, apply_l1_prox)", optax.chain(optax.adam(lr), l1optax.apply_l1_prox(lr, lam))),
         ("prox_adam", l1optax.prox_adam(lr, lam)),
     ):
         step = jax.jit(step_fn(Variant(name, name, lambda tx=tx: tx, 7), tx))

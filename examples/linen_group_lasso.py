@@ -1,7 +1,7 @@
 """Group lasso on a Flax Linen MLP: remove whole hidden units, then physically drop them.
 
 A 64-128-128-10 Linen MLP on scikit-learn's digits is trained with SGD + momentum followed by
-``l1optax.group_l1_prox(lr, lam, axis=-1)`` on the hidden layers' kernels: one group per output
+``l1optax.apply_group_l1_prox(lr, lam, axis=-1)`` on the hidden layers' kernels: one group per output
 neuron (a column of the Dense kernel, weighted by sqrt(fan-in)), so whole units become exactly 0.
 A unit whose incoming column is 0 outputs the constant relu(bias); the script folds that constant
 into the next layer's bias, deletes the unit, builds a *smaller* Linen model, and checks that its
@@ -77,7 +77,7 @@ def make_tx(params, lam: float) -> optax.GradientTransformation:
     mask = l1optax.select(params, names="kernel", paths=hidden_layers())
     return optax.chain(
         optax.sgd(LEARNING_RATE, momentum=MOMENTUM),
-        l1optax.group_l1_prox(LEARNING_RATE, lam, axis=-1, mask=mask),
+        l1optax.apply_group_l1_prox(LEARNING_RATE, lam, axis=-1, mask=mask),
     )
 
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     data = load_digits_split(args.seed)
     print(
         f"digits: {len(data[0])} train / {len(data[2])} test, Linen MLP {(64, *HIDDEN, 10)}, "
-        f"sgd(lr={LEARNING_RATE}, momentum={MOMENTUM}) + group_l1_prox(axis=-1), {epochs} epochs"
+        f"sgd(lr={LEARNING_RATE}, momentum={MOMENTUM}) + apply_group_l1_prox(axis=-1), {epochs} epochs"
     )
     results = []
     with tqdm(total=len(lams) * epochs, disable=args.no_progress, unit="epoch") as bar:

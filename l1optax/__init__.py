@@ -10,8 +10,8 @@ from l1optax._elastic_net import elastic_net_penalty, prox_elastic_net
 from l1optax._flat import FlatLayout, flat_layout
 from l1optax._ftrl import FtrlState, ftrl
 from l1optax._group import (
+    apply_group_l1_prox,
     group_l1_penalty,
-    group_l1_prox,
     prox_group_l1,
     prox_sparse_group_l1,
     sparse_group_l1_penalty,
@@ -58,8 +58,8 @@ from l1optax._transforms import (
     ProxInMetricState,
     ProxState,
     add_l1_subgradient,
+    apply_l1_prox,
     apply_prox,
-    l1_prox,
     prox_in_metric,
     with_l1,
 )
@@ -74,7 +74,7 @@ __all__ = [
     "add_l1_subgradient",
     "apply_prox",
     "l1_penalty",
-    "l1_prox",
+    "apply_l1_prox",
     "prox_l1",
     "soft_threshold",
     "with_l1",
@@ -86,7 +86,7 @@ __all__ = [
     "elastic_net_penalty",
     "ftrl",
     "group_l1_penalty",
-    "group_l1_prox",
+    "apply_group_l1_prox",
     "prox_adabelief",
     "prox_adagrad",
     "prox_adam",
@@ -144,3 +144,22 @@ __all__ = [
     "FlatLayout",
     "flat_layout",
 ]
+
+# 0.1 names of the two transforms, renamed in 0.2 so that they cannot be confused with the
+# operators `prox_l1` / `prox_group_l1`; kept for one release.
+_RENAMED = {"l1_prox": "apply_l1_prox", "group_l1_prox": "apply_group_l1_prox"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _RENAMED:
+        import warnings
+
+        new = _RENAMED[name]
+        warnings.warn(
+            f"`l1optax.{name}` is deprecated: the transform was renamed `l1optax.{new}` in 0.2.0 "
+            f"(the operator is `prox_...`); the old name will be removed in 0.3.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module 'l1optax' has no attribute {name!r}")

@@ -210,8 +210,8 @@ class FlatLayout:
         every buffer for free). Anything else (a pytree of per-leaf scalars or per-coordinate
         arrays, a prefix of the parameters, or a mask) becomes a dict of 1-D buffers in at least
         float32, one entry per parameter, with 0 where the mask is False, so
-        ``l1_prox(lr, layout.ravel_hyperparams(l1reg, mask=m))`` on the flat parameters matches
-        ``l1_prox(lr, l1reg, mask=m)`` on the tree. That costs one float32 buffer of the
+        ``apply_l1_prox(lr, layout.ravel_hyperparams(l1reg, mask=m))`` on the flat parameters matches
+        ``apply_l1_prox(lr, l1reg, mask=m)`` on the tree. That costs one float32 buffer of the
         parameters' length and one extra read per step.
 
         Args:
@@ -322,7 +322,7 @@ def flat_layout(params: Tree) -> FlatLayout:
       >>> import l1optax
       >>> params = [jnp.array([1.0, 0.05]), jnp.array([-0.5])]
       >>> layout = l1optax.flat_layout(params)
-      >>> tx = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 1.0))
+      >>> tx = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 1.0))
       >>> flat = layout.ravel(params)
       >>> state = tx.init(flat)
       >>> loss = lambda f: sum(jnp.sum(p ** 2) for p in layout.unravel(f))

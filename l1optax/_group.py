@@ -474,7 +474,7 @@ def prox_sparse_group_l1(
     )
 
 
-def group_l1_prox(
+def apply_group_l1_prox(
     learning_rate: ScalarOrSchedule,
     l1reg: ScalarOrSchedule | Tree,
     *,
@@ -487,7 +487,7 @@ def group_l1_prox(
     .. math:: p_{t+1} = \mathrm{prox}_{\eta_t\lambda_t \sum_g c_g\|\cdot\|_2}(p_t + u_t),
        \qquad u_t \leftarrow p_{t+1} - p_t
 
-    ``optax.chain(optax.sgd(lr), group_l1_prox(lr, lam, axis=-1))`` is proximal gradient descent
+    ``optax.chain(optax.sgd(lr), apply_group_l1_prox(lr, lam, axis=-1))`` is proximal gradient descent
     on :math:`f(w) + \lambda\sum_g c_g\|w_g\|_2`: whole neurons (columns of a Dense kernel) or conv
     output channels become exactly 0. This is :func:`l1optax.apply_prox` with
     :func:`prox_group_l1`. Use ``mask`` to leave biases and norms unpenalised.
@@ -512,7 +512,7 @@ def group_l1_prox(
     Examples:
       >>> import jax.numpy as jnp, optax
       >>> import l1optax
-      >>> tx = optax.chain(optax.sgd(0.1), l1optax.group_l1_prox(0.1, 1.0, axis=-1, weights=1.0))
+      >>> tx = optax.chain(optax.sgd(0.1), l1optax.apply_group_l1_prox(0.1, 1.0, axis=-1, weights=1.0))
       >>> params = jnp.array([[3.0, 0.03], [4.0, 0.04]])
       >>> updates, _ = tx.update(jnp.zeros((2, 2)), tx.init(params), params)
       >>> optax.apply_updates(params, updates)
@@ -524,7 +524,7 @@ def group_l1_prox(
       Scardapane, Comminiello, Hussain & Uncini, 2017, "Group sparse regularization for deep
       neural networks", Neurocomputing 241.
     """
-    fn = "group_l1_prox"
+    fn = "apply_group_l1_prox"
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required for a proximal step, got None")
     v.check_strength(learning_rate, fn=fn, arg="learning_rate")

@@ -200,7 +200,7 @@ def prox_sgd(
     and its support. With momentum the buffer :math:`b_t` also accumulates :math:`r_t =
     (p_t + u_t - p_{t+1})/\eta_t`, the penalty gradient the prox applied (the inertial proximal
     method iPiano), so the fixed points are the elastic-net minimisers; a gradient-only buffer,
-    as in ``chain(optax.sgd(lr, momentum), l1_prox(lr, lam))``, solves the lasso with
+    as in ``chain(optax.sgd(lr, momentum), apply_l1_prox(lr, lam))``, solves the lasso with
     :math:`(1-\mu)\lambda_1`. With ``l1reg = 0`` it is bitwise ``optax.sgd``.
 
     Args:
@@ -885,7 +885,7 @@ def cumulative_l1(
                 raise TypeError(
                     f"`{fn}` needs real parameters (its cumulative penalty is signed), but leaf "
                     f"{jax.tree_util.keystr(path) or '<root>'} is {jnp.result_type(leaf)}; "
-                    "mask it out or use l1_prox / prox_sgd, which shrink complex moduli"
+                    "mask it out or use apply_l1_prox / prox_sgd, which shrink complex moduli"
                 )
         lam0 = _evaluate_hyperparams(l1reg, jnp.zeros([], jnp.int32))
         lams = v.broadcast_to_params(lam0, params, fn=fn, arg="l1reg")

@@ -54,12 +54,18 @@ def soft_threshold(x: jax.Array, threshold: float | jax.Array) -> jax.Array:
     return _soft_threshold(x, threshold)
 
 
-def _soft_threshold(x: jax.Array, threshold: Any) -> jax.Array:
-    """Unchecked soft threshold for use inside transforms (values already validated)."""
+def _soft_threshold(x: jax.Array, threshold: Any, *, poisoned: bool = False) -> jax.Array:
+    """Unchecked soft threshold for use inside transforms (values already validated).
+
+    ``poisoned``: the threshold is already ``>= 0`` or NaN (built by :func:`_mul`), so the
+    per-coordinate select that turns a traced negative into NaN is not repeated.
+    """
     x = jnp.asarray(x)
     acc = v.compute_dtype(x.dtype)
     real_acc = jnp.finfo(acc).dtype
-    t = v.nan_if_negative(jnp.asarray(threshold, real_acc))
+    t = jnp.asarray(threshold, real_acc)
+    if not poisoned:
+        t = v.nan_if_negative(t)
     xc = x.astype(acc)
     if jnp.iscomplexobj(xc):
         magnitude = jnp.abs(xc)
@@ -128,7 +134,7 @@ def _prox_l1(params: Tree, l1reg: Any, scaling: Any, *, fn: str) -> Tree:
         is_leaf=v.is_none,
     )
     return jax.tree.map(
-        lambda p, t: None if p is None else _soft_threshold(p, t),
+        lambda p, t: None if p is None else _soft_threshold(p, t, poisoned=True),
         params,
         thresholds,
         is_leaf=v.is_none,

@@ -252,7 +252,7 @@ def _check_prox_output(points: Tree, targets: Tree, *, fn: str) -> None:
             )
 
 
-def l1_prox(
+def apply_l1_prox(
     learning_rate: ScalarOrSchedule,
     l1reg: ScalarOrSchedule | Tree,
     *,
@@ -295,7 +295,7 @@ def l1_prox(
     Examples:
       >>> import jax.numpy as jnp, optax
       >>> import l1optax
-      >>> tx = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, l1reg=1.0))
+      >>> tx = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, l1reg=1.0))
       >>> params = jnp.array([1.0, 0.05, -0.5])
       >>> updates, _ = tx.update(jnp.zeros(3), tx.init(params), params)
       >>> optax.apply_updates(params, updates)
@@ -305,7 +305,7 @@ def l1_prox(
       Beck & Teboulle, 2009, "A fast iterative shrinkage-thresholding algorithm for linear inverse
       problems", SIAM J. Imaging Sciences 2(1).
     """
-    fn = "l1_prox"
+    fn = "apply_l1_prox"
     if learning_rate is None:
         raise ValueError(f"`{fn}(learning_rate=...)` is required for a proximal step, got None")
     v.check_strength(learning_rate, fn=fn, arg="learning_rate")
@@ -329,7 +329,7 @@ def add_l1_subgradient(
     Equivalent to adding :math:`\lambda\|p\|_1` to the loss, without a second autodiff pass. Put
     it *before* the optimizer (``optax.chain(add_l1_subgradient(lam), optax.adam(lr))``), as the
     penalty-in-the-loss recipe does. It drives weights towards 0 but does not make them exactly 0
-    (they oscillate around it); use :func:`l1_prox` or ``prox_adam`` for exact zeros.
+    (they oscillate around it); use :func:`apply_l1_prox` or ``prox_adam`` for exact zeros.
 
     NaN or inf in the updates propagate (wrap the chain in ``optax.apply_if_finite`` to skip such
     steps). A strength that is a concrete 0 returns the updates untouched, so
@@ -563,7 +563,7 @@ def with_l1(
     or factored (adafactor) optimizers, ``init`` raises a ``ValueError`` naming the call that
     does it right (``l1optax.prox_adam``, ``prox_sgd(momentum=...)``, ...).
     ``method="decoupled"`` is the uniform threshold :math:`\eta\lambda` after the step
-    (``chain(optimizer, l1_prox(lr, lam))``): with an adaptive optimizer it minimises a
+    (``chain(optimizer, apply_l1_prox(lr, lam))``): with an adaptive optimizer it minimises a
     metric-weighted lasso, a different objective (as AdamW's decoupled decay differs from L2),
     available only when asked for by name. ``method="subgradient"`` adds
     :math:`\lambda\,\mathrm{sign}(p)` to the gradient before the optimizer (the penalty in the
@@ -571,7 +571,7 @@ def with_l1(
 
     Args:
       optimizer: the base optax optimizer (including its learning-rate scaling).
-      l1reg: :math:`\lambda \ge 0`: a float, a schedule or a pytree (see :func:`l1_prox`).
+      l1reg: :math:`\lambda \ge 0`: a float, a schedule or a pytree (see :func:`apply_l1_prox`).
       method: ``"proximal"``, ``"decoupled"`` or ``"subgradient"``.
       learning_rate: the optimizer's learning rate or schedule, needed only when it cannot be
         read from the state (an optimizer not built with ``inject_hyperparams``); if given for

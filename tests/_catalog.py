@@ -4,11 +4,11 @@ The scale and reliability tests (sharding, checkpointing, donation, stability, f
 iterate over :data:`CATALOG`, so a new public transform is exercised by all of them as soon as it
 appears in ``l1optax.__all__``:
 
-* hand-written entries for the core transforms (``l1_prox`` after SGD and Adam, ``apply_prox``,
+* hand-written entries for the core transforms (``apply_l1_prox`` after SGD and Adam, ``apply_prox``,
   ``add_l1_subgradient``, ``with_l1`` with both methods, with schedules and masks);
 * entries for every proximal optimizer (``prox_sgd``, ``prox_adam``, ``prox_adamw``,
   ``prox_nadam``, ``prox_amsgrad``, ``prox_adabelief``, ``prox_adagrad``, ``prox_rmsprop``),
-  ``ftrl``, ``cumulative_l1`` and ``group_l1_prox`` (each name must exist);
+  ``ftrl``, ``cumulative_l1`` and ``apply_group_l1_prox`` (each name must exist);
 * a generic entry for any *other* public factory whose return annotation is an optax
   ``GradientTransformation``, built from its signature (``learning_rate``/``l1reg`` and friends);
 * wrapped variants ``optax.masked``, ``optax.MultiSteps`` and ``optax.inject_hyperparams``.
@@ -47,11 +47,11 @@ EXPECTED_FACTORIES = (
     "prox_rmsprop",
     "ftrl",
     "cumulative_l1",
-    "group_l1_prox",
+    "apply_group_l1_prox",
 )
 
 # Factories that are a final proximal step (they need a base optimizer before them).
-LAST_IN_CHAIN = {"l1_prox", "apply_prox", "group_l1_prox", "cumulative_l1"}
+LAST_IN_CHAIN = {"apply_l1_prox", "apply_prox", "apply_group_l1_prox", "cumulative_l1"}
 
 # Values for the arguments a generic factory may require (small, valid hyperparameters).
 _GENERIC_ARGS = {
@@ -150,24 +150,24 @@ def _core_entries() -> list[Entry]:
     )
     return [
         Entry(
-            "sgd+l1_prox",
-            ("l1_prox",),
-            lambda: optax.chain(optax.sgd(LR), l1optax.l1_prox(LR, LAM)),
+            "sgd+apply_l1_prox",
+            ("apply_l1_prox",),
+            lambda: optax.chain(optax.sgd(LR), l1optax.apply_l1_prox(LR, LAM)),
         ),
         Entry(
-            "adam+l1_prox",
-            ("l1_prox",),
-            lambda: optax.chain(optax.adam(LR), l1optax.l1_prox(LR, LAM)),
+            "adam+apply_l1_prox",
+            ("apply_l1_prox",),
+            lambda: optax.chain(optax.adam(LR), l1optax.apply_l1_prox(LR, LAM)),
         ),
         Entry(
             "sgd_sched+l1_prox_sched",
-            ("l1_prox",),
-            lambda: optax.chain(optax.sgd(sched), l1optax.l1_prox(sched, lam_sched)),
+            ("apply_l1_prox",),
+            lambda: optax.chain(optax.sgd(sched), l1optax.apply_l1_prox(sched, lam_sched)),
         ),
         Entry(
             "sgd+l1_prox_mask",
-            ("l1_prox",),
-            lambda: optax.chain(optax.sgd(LR), l1optax.l1_prox(LR, LAM, mask=only_w)),
+            ("apply_l1_prox",),
+            lambda: optax.chain(optax.sgd(LR), l1optax.apply_l1_prox(LR, LAM, mask=only_w)),
         ),
         Entry(
             "sgd+apply_prox",
@@ -300,13 +300,13 @@ def _wrapped_entries() -> list[Entry]:
     out = [
         Entry(
             "masked(with_l1_proximal_sgd)",
-            ("with_l1", "l1_prox"),
+            ("with_l1", "apply_l1_prox"),
             lambda: optax.masked(l1optax.with_l1(optax.sgd(LR), LAM, learning_rate=LR), mask_w),
             wrapper="masked",
         ),
         Entry(
             "multisteps(with_l1_proximal_sgd)",
-            ("with_l1", "l1_prox"),
+            ("with_l1", "apply_l1_prox"),
             lambda: optax.MultiSteps(
                 l1optax.with_l1(optax.sgd(LR), LAM, learning_rate=LR), every_k_schedule=2
             ).gradient_transformation(),
@@ -314,7 +314,7 @@ def _wrapped_entries() -> list[Entry]:
         ),
         Entry(
             "inject(with_l1_proximal_sgd)",
-            ("with_l1", "l1_prox"),
+            ("with_l1", "apply_l1_prox"),
             lambda: optax.inject_hyperparams(injected)(learning_rate=LR, l1reg=LAM),
             wrapper="inject",
         ),

@@ -179,7 +179,7 @@ def catalog_2x4_mesh():
 @check
 def catalog_1d_mesh():
     """Unwrapped transforms with params sharded along different axes of a 1-D 8-device mesh."""
-    names = {"sgd+l1_prox", "with_l1_subgradient_momentum", "prox_adam", "ftrl"}
+    names = {"sgd+apply_l1_prox", "with_l1_subgradient_momentum", "prox_adam", "ftrl"}
     _run_catalog(_mesh_1d(), _specs_1d(), [e for e in CATALOG if e.name in names], "1d")
 
 

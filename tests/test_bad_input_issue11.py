@@ -31,9 +31,9 @@ PARAMS = {"w": jnp.array([1.0, -2.0, 0.0]), "b": jnp.array([3.0, 0.5])}
         lambda m: l1optax.kkt_violation(PARAMS, PARAMS, 0.1, mask=m),
         lambda m: l1optax.per_layer_l1reg(PARAMS, {"w": 0.1}, mask=m),
         lambda m: l1optax.prox_adam(0.1, 0.1, mask=m).init(PARAMS),
-        lambda m: l1optax.l1_prox(0.1, 0.1, mask=m).init(PARAMS),
+        lambda m: l1optax.apply_l1_prox(0.1, 0.1, mask=m).init(PARAMS),
     ],
-    ids=["l1_penalty", "elastic_net", "sparsity", "kkt", "per_layer", "prox_adam", "l1_prox"],
+    ids=["l1_penalty", "elastic_net", "sparsity", "kkt", "per_layer", "prox_adam", "apply_l1_prox"],
 )
 def test_mask_callable_returning_none_is_a_clear_error(call):
     def forgot_return(params):
@@ -59,7 +59,7 @@ def test_numpy_bool_masks_act_like_python_bools():
     assert int(l1optax.sparsity(PARAMS, mask=np_mask)["size"]) == 3
     for make in (
         lambda m: l1optax.prox_adam(0.1, 0.5, mask=m),
-        lambda m: l1optax.l1_prox(1.0, 0.5, mask=m),
+        lambda m: l1optax.apply_l1_prox(1.0, 0.5, mask=m),
     ):
         a, b = make(np_mask), make(py_mask)
         ua, _ = a.update(PARAMS, a.init(PARAMS), PARAMS)
@@ -174,9 +174,9 @@ def test_a_wrong_shaped_strength_names_the_leaf_path():
     ):
         l1optax.l1_penalty(params, {"layer": {"w": jnp.full((3, 2), 0.1)}})
     with pytest.raises(
-        ValueError, match=r"`(l1_prox|prox_l1)\(l1reg=\.\.\.\)`.*\(3, 2\) at leaf \['w'\]"
+        ValueError, match=r"`(apply_l1_prox|prox_l1)\(l1reg=\.\.\.\)`.*\(3, 2\) at leaf \['w'\]"
     ):
-        tx = l1optax.l1_prox(0.1, {"w": jnp.full((3, 2), 0.1)})
+        tx = l1optax.apply_l1_prox(0.1, {"w": jnp.full((3, 2), 0.1)})
         tx.update(
             {"w": jnp.ones((2, 3))}, tx.init({"w": jnp.ones((2, 3))}), {"w": jnp.ones((2, 3))}
         )

@@ -34,12 +34,12 @@ def test_quick_run_writes_json_and_cumulative_support_is_stable(tmp_path, capsys
     assert "| method |" in printed and "cumulative_l1" in printed
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     lasso = {r["method"]: r for r in result["lasso"]}
-    cum, prox = lasso["cumulative_l1"], lasso["prox SGD (l1_prox)"]
+    cum, prox = lasso["cumulative_l1"], lasso["prox SGD (apply_l1_prox)"]
     assert cum["support_equals_sklearn"] and cum["support_changes_last_10pct"] == 0
     assert prox["support_changes_last_10pct"] > 10 * max(1, cum["support_changes_last_10pct"])
     assert lasso["subgradient SGD"]["exact_zeros"] == 0  # no exact zeros from a subgradient
     assert lasso["prox_adam"]["support_equals_sklearn"]
-    assert not lasso["chain(adam, l1_prox)"]["support_equals_sklearn"]
+    assert not lasso["chain(adam, apply_l1_prox)"]["support_equals_sklearn"]
     assert cum["objective_gap_rel"] < 1e-3
     digits = {r["method"]: r for r in result["digits"]}
     assert digits["adam (no L1)"]["zero_weights_pct"] == 0.0

@@ -71,7 +71,7 @@ def test_each_exported_prox_optimizer_is_paired_with_its_optax_base(bench, monke
     assert pairs["prox_sgd"] == "optax.sgd" and pairs["prox_adam"] == "optax.adam"
     assert pairs["prox_nadam"] == "optax.nadam"  # resolved at run time
     assert "prox_rmsprop" not in pairs and "optax.rmsprop" not in pairs
-    assert pairs["chain(adam, l1_prox)"] == pairs["adam + with_l1(proximal)"] == "optax.adam"
+    assert pairs["chain(adam, apply_l1_prox)"] == pairs["adam + with_l1(proximal)"] == "optax.adam"
     for prox_name, base, kwargs, _ in bench.PAIRS:
         if hasattr(l1optax, prox_name):
             assert pairs[prox_name] == bench._base_name(base, kwargs)
@@ -84,7 +84,7 @@ def test_rows_add_up_ratios_bytes_and_arrays(quick):
     assert len(result["rows"]) == len(rows) and on_disk["env"]["jax"] == jax.__version__
     n, leaves = on_disk["config"]["size"], on_disk["config"]["leaves"]
     ms = {r["variant"]: r["ms"] for r in rows}
-    for name in ("optax.sgd", "optax.adam", "prox_sgd", "prox_adam", "chain(adam, l1_prox)"):
+    for name in ("optax.sgd", "optax.adam", "prox_sgd", "prox_adam", "chain(adam, apply_l1_prox)"):
         assert name in ms
     assert all(not r.get("skipped") for r in rows), [r["skipped"] for r in rows if r.get("skipped")]
     for r in rows:
@@ -135,8 +135,10 @@ def test_device_checks_pass_and_would_catch_a_wrong_prox(bench, quick, monkeypat
     assert (
         sum("vs NumPy" in c["check"] for c in on_disk["checks"]) >= 2
     )  # gpu.sh's test reads these
-    real = bench.l1optax.l1_prox
-    monkeypatch.setattr(bench.l1optax, "l1_prox", lambda lr, lam, **kw: real(lr, 2 * lam, **kw))
+    real = bench.l1optax.apply_l1_prox
+    monkeypatch.setattr(
+        bench.l1optax, "apply_l1_prox", lambda lr, lam, **kw: real(lr, 2 * lam, **kw)
+    )
     assert not bench.run_checks(4096, 4, 0)[0]["ok"]
 
 

@@ -27,8 +27,8 @@ def _shown(value) -> str:
 @pytest.mark.parametrize(
     "call, fn, arg",
     [
-        (lambda b: l1optax.l1_prox(0.1, b), "l1_prox", "l1reg"),
-        (lambda b: l1optax.l1_prox(b, 0.1), "l1_prox", "learning_rate"),
+        (lambda b: l1optax.apply_l1_prox(0.1, b), "apply_l1_prox", "l1reg"),
+        (lambda b: l1optax.apply_l1_prox(b, 0.1), "apply_l1_prox", "learning_rate"),
         (lambda b: l1optax.add_l1_subgradient(b), "add_l1_subgradient", "l1reg"),
         (lambda b: l1optax.with_l1(optax.sgd(0.1), b, learning_rate=0.1), "with_l1", "l1reg"),
         (
@@ -43,8 +43,8 @@ def _shown(value) -> str:
         (lambda b: l1optax.prox_l1(jnp.ones(3), 1.0, b), "prox_l1", "scaling"),
     ],
     ids=[
-        "l1_prox-l1reg",
-        "l1_prox-lr",
+        "apply_l1_prox-l1reg",
+        "apply_l1_prox-lr",
         "subgradient",
         "with_l1-prox",
         "with_l1-sub",
@@ -62,8 +62,10 @@ def test_bad_concrete_strength_raises_at_construction(call, fn, arg, bad):
 
 
 def test_bad_strength_in_a_tree_names_the_leaf_path():
-    with pytest.raises(ValueError, match=r"l1_prox\(l1reg=...\).*got -2\.0 at \['dec'\]\['w'\]"):
-        l1optax.l1_prox(0.1, {"enc": 0.1, "dec": {"w": -2.0}})
+    with pytest.raises(
+        ValueError, match=r"apply_l1_prox\(l1reg=...\).*got -2\.0 at \['dec'\]\['w'\]"
+    ):
+        l1optax.apply_l1_prox(0.1, {"enc": 0.1, "dec": {"w": -2.0}})
     with pytest.raises(ValueError, match=r"an array containing nan \(at index \(1,\)\) at \['w'\]"):
         l1optax.l1_penalty({"w": jnp.ones(3)}, {"w": jnp.array([0.1, jnp.nan, 0.2])})
     with pytest.raises(
@@ -83,8 +85,8 @@ def test_bad_strength_in_a_tree_names_the_leaf_path():
     ids=["bool", "string", "complex", "None"],
 )
 def test_non_numeric_strength_is_rejected(bad, exc, message):
-    with pytest.raises(exc, match=rf"`l1_prox\(l1reg=...\)` {re.escape(message)}"):
-        l1optax.l1_prox(0.1, bad)
+    with pytest.raises(exc, match=rf"`apply_l1_prox\(l1reg=...\)` {re.escape(message)}"):
+        l1optax.apply_l1_prox(0.1, bad)
     with pytest.raises(exc, match=rf"`add_l1_subgradient\(l1reg=...\)` {re.escape(message)}"):
         l1optax.add_l1_subgradient(bad)
 
@@ -102,7 +104,7 @@ def test_traced_strength_works_under_jit():
 
     @jax.jit
     def step(lam, lr):
-        tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+        tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
         updates, _ = tx.update(jnp.zeros(3), tx.init(params), params)
         return optax.apply_updates(params, updates)
 
@@ -119,7 +121,7 @@ def test_traced_invalid_strength_poisons_to_nan(bad):
 
     @jax.jit
     def everything(lam):
-        prox = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, lam))
+        prox = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, lam))
         u_prox, _ = prox.update(grads, prox.init(params), params)
         sub = l1optax.add_l1_subgradient(lam)
         u_sub, _ = sub.update(grads, sub.init(params), params)
@@ -141,7 +143,7 @@ def test_traced_invalid_strength_poisons_to_nan(bad):
 
 def test_traced_strength_through_inject_hyperparams_nan_propagates():
     params = jnp.array([1.0, -0.05])
-    tx = optax.inject_hyperparams(l1optax.l1_prox)(learning_rate=0.1, l1reg=0.5)
+    tx = optax.inject_hyperparams(l1optax.apply_l1_prox)(learning_rate=0.1, l1reg=0.5)
     state = tx.init(params)
     state.hyperparams["l1reg"] = jnp.asarray(jnp.nan, jnp.float32)
     updates, _ = jax.jit(tx.update)(jnp.zeros(2), state, params)
@@ -150,7 +152,7 @@ def test_traced_strength_through_inject_hyperparams_nan_propagates():
 
 def test_schedule_going_negative_poisons_to_nan_under_jit_and_raises_eagerly():
     lam = optax.linear_schedule(0.1, -0.1, transition_steps=2)  # 0.1, 0.0, -0.1
-    tx = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, lam))
+    tx = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, lam))
     params = jnp.array([1.0, -1.0])
     state = tx.init(params)
     update = jax.jit(tx.update)
@@ -197,10 +199,10 @@ def test_integer_strength_is_accepted_and_cast(dtype):
     grads = jnp.asarray([0.0, 0.0, 1.0, 0.0], dtype)
     for as_int, as_float in (
         (l1optax.add_l1_subgradient(1), l1optax.add_l1_subgradient(1.0)),
-        (l1optax.l1_prox(1, 1), l1optax.l1_prox(1.0, 1.0)),
+        (l1optax.apply_l1_prox(1, 1), l1optax.apply_l1_prox(1.0, 1.0)),
         (
-            optax.inject_hyperparams(l1optax.l1_prox)(learning_rate=1, l1reg=1),
-            l1optax.l1_prox(1.0, 1.0),
+            optax.inject_hyperparams(l1optax.apply_l1_prox)(learning_rate=1, l1reg=1),
+            l1optax.apply_l1_prox(1.0, 1.0),
         ),
     ):
         u_int, _ = as_int.update(grads, as_int.init(params), params)
@@ -223,8 +225,10 @@ def test_proximal_without_learning_rate_raises():
     tx = l1optax.with_l1(optax.sgd(0.1), 0.1)
     with pytest.raises(ValueError, match=r"`with_l1`: cannot read the learning rate"):
         tx.init(jnp.ones(2))
-    with pytest.raises(ValueError, match=r"`l1_prox\(learning_rate=...\)` is required.*got None"):
-        l1optax.l1_prox(None, 0.1)
+    with pytest.raises(
+        ValueError, match=r"`apply_l1_prox\(learning_rate=...\)` is required.*got None"
+    ):
+        l1optax.apply_l1_prox(None, 0.1)
     with pytest.raises(
         ValueError,
         match=r"`with_l1\(method=...\)` must be 'proximal',.* or 'subgradient', got 'l2'",
@@ -238,7 +242,7 @@ def test_proximal_without_learning_rate_raises():
 @pytest.mark.parametrize(
     "tx, fn",
     [
-        (l1optax.l1_prox(0.1, 0.1), "l1_prox"),
+        (l1optax.apply_l1_prox(0.1, 0.1), "apply_l1_prox"),
         (l1optax.add_l1_subgradient(0.1), "add_l1_subgradient"),
         (
             l1optax.with_l1(
@@ -247,7 +251,7 @@ def test_proximal_without_learning_rate_raises():
             "with_l1",
         ),
     ],
-    ids=["l1_prox", "subgradient", "with_l1"],
+    ids=["apply_l1_prox", "subgradient", "with_l1"],
 )
 def test_params_missing_in_update_raises(tx, fn):
     params = {"w": jnp.ones(2)}
@@ -261,11 +265,11 @@ def test_params_missing_in_update_raises(tx, fn):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda m: l1optax.l1_prox(0.1, 0.1, mask=m),
+        lambda m: l1optax.apply_l1_prox(0.1, 0.1, mask=m),
         lambda m: l1optax.add_l1_subgradient(0.1, mask=m),
         lambda m: l1optax.with_l1(optax.sgd(0.1), 0.1, learning_rate=0.1, mask=m),
     ],
-    ids=["l1_prox", "subgradient", "with_l1"],
+    ids=["apply_l1_prox", "subgradient", "with_l1"],
 )
 @pytest.mark.parametrize(
     "mask",
@@ -288,16 +292,16 @@ def test_mask_not_matching_in_the_penalty():
 
 def test_mask_with_non_bool_leaves_raises():
     with pytest.raises(
-        TypeError, match=r"`l1_prox\(mask=...\)` must hold Python bools, got int at \['w'\]"
+        TypeError, match=r"`apply_l1_prox\(mask=...\)` must hold Python bools, got int at \['w'\]"
     ):
-        l1optax.l1_prox(0.1, 0.1, mask={"w": 1}).init({"w": jnp.ones(2)})
+        l1optax.apply_l1_prox(0.1, 0.1, mask={"w": 1}).init({"w": jnp.ones(2)})
 
 
 def test_strength_tree_not_matching_the_params_raises():
-    tx = l1optax.l1_prox(0.1, {"a": 0.1, "zzz": 0.2})
+    tx = l1optax.apply_l1_prox(0.1, {"a": 0.1, "zzz": 0.2})
     params = {"a": jnp.ones(2), "b": jnp.ones(2)}
     with pytest.raises(
-        ValueError, match=r"`l1_prox\(l1reg=...\)` must be a scalar or a pytree matching"
+        ValueError, match=r"`apply_l1_prox\(l1reg=...\)` must be a scalar or a pytree matching"
     ):
         tx.update(params, tx.init(params), params)
     with pytest.raises(ValueError, match=r"`l1_penalty\(l1reg=...\)` must be a scalar or a pytree"):
@@ -315,14 +319,14 @@ def test_strength_tree_not_matching_the_params_raises():
 @pytest.mark.parametrize(
     "make, fn",
     [
-        (lambda mask=None: l1optax.l1_prox(0.1, 0.1, mask=mask), "l1_prox"),
+        (lambda mask=None: l1optax.apply_l1_prox(0.1, 0.1, mask=mask), "apply_l1_prox"),
         (lambda mask=None: l1optax.add_l1_subgradient(0.1, mask=mask), "add_l1_subgradient"),
         (
             lambda mask=None: l1optax.with_l1(optax.sgd(0.1), 0.1, learning_rate=0.1, mask=mask),
             "with_l1",
         ),
     ],
-    ids=["l1_prox", "subgradient", "with_l1"],
+    ids=["apply_l1_prox", "subgradient", "with_l1"],
 )
 def test_integer_or_bool_leaves_raise_at_init_naming_the_path(make, fn, leaf, request):
     params = {"dense": {"kernel": jnp.ones((2, 2)), "step": leaf}}
@@ -363,7 +367,7 @@ def test_integer_leaves_in_the_functions():
 def test_none_leaves_and_empty_trees_pass_through():
     for params in ({}, [], {"a": None}, {"a": None, "b": jnp.array([2.0])}):
         for tx in (
-            l1optax.l1_prox(0.1, 1.0),
+            l1optax.apply_l1_prox(0.1, 1.0),
             l1optax.add_l1_subgradient(1.0),
             l1optax.with_l1(
                 optax.inject_hyperparams(optax.adam)(learning_rate=0.1), 1.0, learning_rate=0.1
@@ -405,7 +409,7 @@ def test_nan_and_inf_gradients_propagate(method):
 def test_low_precision_threshold_below_resolution_is_computed_in_float32(dtype):
     lr, lam = 1e-2, 1e-3  # threshold 1e-5: far below eps * |p| for |p| ~ 1
     params = jnp.asarray([1.0, -1.0, 5e-6, -8e-6, 0.5], dtype)
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     updates, _ = tx.update(jnp.zeros(5, dtype), tx.init(params), params)
     assert updates.dtype == dtype
     new = np.asarray(optax.apply_updates(params, updates), np.float64)

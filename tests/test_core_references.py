@@ -93,7 +93,7 @@ def test_spec21_proximal_gradient_matches_sklearn_lasso(problem, alpha, steps, d
     X, y = synthetic() if problem == "synthetic" else diabetes()
     n = X.shape[0]
     lr = 1.0 / (np.linalg.eigvalsh(X.T @ X / n).max())  # 1/L
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, alpha))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, alpha))
     with jax.enable_x64(dtype == "float64"):
         w, _ = fit_full_batch(tx, X, y, steps, jnp.dtype(dtype))
         w = np.asarray(w, np.float64)
@@ -136,7 +136,7 @@ def test_spec21_penalty_value_matches_the_objective(x64):
 
 
 def test_spec22_adam_with_uniform_threshold_solves_a_preconditioner_weighted_lasso(x64):
-    """``chain(adam(lr), l1_prox(lr, lam))`` converges, but not to the lasso with strength lam.
+    """``chain(adam(lr), apply_l1_prox(lr, lam))`` converges, but not to the lasso with strength lam.
 
     At a fixed point of the Adam + soft-threshold iteration (full batch, so m_hat -> g and
     v_hat -> g^2), 0 is in g / (sqrt(v_hat) + eps) + lam * d|w|: the KKT conditions of the
@@ -146,7 +146,7 @@ def test_spec22_adam_with_uniform_threshold_solves_a_preconditioner_weighted_las
     """
     X, y = synthetic()
     lam, eps, lr = 0.5, 0.05, 0.02
-    tx = optax.chain(optax.adam(lr, b2=0.99, eps=eps), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.adam(lr, b2=0.99, eps=eps), l1optax.apply_l1_prox(lr, lam))
     w, state = fit_full_batch(tx, X, y, 20000, jnp.float64)
     w = np.asarray(w)
 

@@ -60,7 +60,7 @@ def test_first_step_is_the_soft_threshold():
     params = {"w": jnp.array([1.0, 0.05, -0.5, -0.01])}
     grads = {"w": jnp.array([0.3, 0.1, -0.2, 0.0])}
     a = optax.chain(optax.sgd(0.1), l1optax.cumulative_l1(0.1, 1.0))
-    b = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 1.0))
+    b = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 1.0))
     ua, _ = a.update(grads, a.init(params), params)
     ub, _ = b.update(grads, b.init(params), params)
     np.testing.assert_array_equal(ua["w"], ub["w"])
@@ -72,7 +72,7 @@ def test_a_weight_pushed_out_is_charged_what_it_owes():
     # owed 0.2 (-> 0).
     p = jnp.zeros(1)
     cum = optax.chain(optax.sgd(1.0), l1optax.cumulative_l1(1.0, 0.1))
-    prox = optax.chain(optax.sgd(1.0), l1optax.l1_prox(1.0, 0.1))
+    prox = optax.chain(optax.sgd(1.0), l1optax.apply_l1_prox(1.0, 0.1))
     sc, sp = cum.init(p), prox.init(p)
     pc = pp = p
     for g in (jnp.zeros(1), jnp.array([-0.15])):
@@ -136,14 +136,14 @@ def test_minibatch_support_settles_where_prox_sgd_keeps_flipping():
     w_sk = Lasso(alpha=lam, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, y).coef_
     methods = bench.lasso_methods(lam, eta0=0.05, t0=200.0)
     flips = {}
-    for name in ("prox SGD (l1_prox)", "cumulative_l1"):
+    for name in ("prox SGD (apply_l1_prox)", "cumulative_l1"):
         w, support = bench.run_lasso(methods[name], X, y, epochs=10, batch=16, seed=0)
         tail = support[int(0.9 * len(support)) - 1 :]
         flips[name] = int(np.sum(tail[1:] != tail[:-1]))
         if name == "cumulative_l1":
             np.testing.assert_array_equal(w != 0, w_sk != 0)
     assert flips["cumulative_l1"] == 0
-    assert flips["prox SGD (l1_prox)"] > 10
+    assert flips["prox SGD (apply_l1_prox)"] > 10
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])

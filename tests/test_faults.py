@@ -125,7 +125,7 @@ def test_threshold_below_low_precision_resolution(dtype, t, values, jit):
 def test_l1_prox_transform_with_tiny_threshold_matches_numpy(dtype):
     """Through the transform: eta*lam = 1e-6, far below the params' resolution."""
     lr, lam = 1e-3, 1e-3
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     rng = np.random.default_rng(0)
     p = jnp.asarray(np.r_[rng.normal(size=20), 5e-7, -8e-7, 2e-6], dtype)
     g = jnp.zeros_like(p)
@@ -183,8 +183,8 @@ HYPOTHESIS_ENTRIES = [
     for e in UNWRAPPED
     if e.name
     in {
-        "sgd+l1_prox",
-        "adam+l1_prox",
+        "sgd+apply_l1_prox",
+        "adam+apply_l1_prox",
         "sgd+apply_prox",
         "add_l1_subgradient+adam",
         "with_l1_proximal_injected_sgd",
@@ -195,13 +195,13 @@ HYPOTHESIS_ENTRIES = [
         "prox_rmsprop",
         "ftrl",
         "cumulative_l1",
-        "group_l1_prox",
+        "apply_group_l1_prox",
     }
 ]
 
 
 _HYPOTHESIS_FAST = {
-    "sgd+l1_prox",
+    "sgd+apply_l1_prox",
     "add_l1_subgradient+adam",
     "with_l1_proximal_injected_sgd",
     "prox_adam",

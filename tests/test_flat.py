@@ -289,8 +289,8 @@ def _optimizers(layout, l1reg_tree, mask):
     pairs = [
         (
             "sgd+prox",
-            optax.chain(optax.sgd(LR), l1optax.l1_prox(LR, 0.3)),
-            optax.chain(optax.sgd(LR), l1optax.l1_prox(LR, 0.3)),
+            optax.chain(optax.sgd(LR), l1optax.apply_l1_prox(LR, 0.3)),
+            optax.chain(optax.sgd(LR), l1optax.apply_l1_prox(LR, 0.3)),
         ),
         (
             "prox_adam(tree l1reg, mask)",
@@ -397,7 +397,7 @@ def test_flat_ista_matches_numpy_float64_reference(rng, x64):
     target = jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape)), params)
     layout = flat_layout(params)
     lam, lr = 0.4, 0.5
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     loss = lambda p: sum(  # noqa: E731
         0.5 * jnp.sum((x - t) ** 2)
         for x, t in zip(jax.tree.leaves(p), jax.tree.leaves(target), strict=True)
@@ -417,7 +417,7 @@ def test_flat_step_with_donation_and_stable_state():
     params = [jnp.full((3,), 0.5), jnp.full((2, 2), -0.01)]
     layout = flat_layout(params)
     lr, lam, beta = 0.1, 0.2, 0.9
-    # chain(sgd(momentum), l1_prox): the uniform threshold after heavy ball, as the recursion
+    # chain(sgd(momentum), apply_l1_prox): the uniform threshold after heavy ball, as the recursion
     tx = l1optax.with_l1(optax.sgd(lr, momentum=beta), lam, method="decoupled", learning_rate=lr)
     flat = layout.ravel(params)
     state = tx.init(flat)

@@ -52,7 +52,10 @@ def train_step(state, x, y):
 def _transforms():
     lr, mask = 1e-2, l1optax.keras_kernel_mask
     out = {
-        "sgd+l1_prox": (optax.chain(optax.sgd(0.3), l1optax.l1_prox(0.3, 1e-2, mask=mask)), True),
+        "sgd+apply_l1_prox": (
+            optax.chain(optax.sgd(0.3), l1optax.apply_l1_prox(0.3, 1e-2, mask=mask)),
+            True,
+        ),
         "inject(adam)+with_l1(proximal)": (
             l1optax.with_l1(
                 optax.inject_hyperparams(optax.adam)(learning_rate=lr), 3e-2, mask=mask
@@ -131,13 +134,13 @@ def test_linen_penalty_on_params_equals_numpy():
     np.testing.assert_allclose(float(got), ref, rtol=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(l1optax, "group_l1_prox"), reason="group lasso not available")
+@pytest.mark.skipif(not hasattr(l1optax, "apply_group_l1_prox"), reason="group lasso not available")
 def test_linen_group_lasso_removes_whole_units():
     """Group L1 over output neurons (axis=-1 on a Dense kernel) zeroes whole columns."""
     x, y = _data()
     eta = 0.3
     lam = l1optax.per_layer_l1reg(_state(optax.sgd(eta)).params, {"Dense_0/kernel": 2e-2})
-    tx = optax.chain(optax.sgd(eta), l1optax.group_l1_prox(eta, lam, axis=-1))
+    tx = optax.chain(optax.sgd(eta), l1optax.apply_group_l1_prox(eta, lam, axis=-1))
     state = _state(tx)
     first = float(_loss(state.params, state.apply_fn, x, y))
     for _ in range(150):

@@ -53,8 +53,10 @@ def _kernels(model) -> list[np.ndarray]:
 def _transforms():
     lr = 1e-2
     out = {
-        "sgd+l1_prox": (
-            optax.chain(optax.sgd(0.3), l1optax.l1_prox(0.3, 1e-2, mask=l1optax.keras_kernel_mask)),
+        "sgd+apply_l1_prox": (
+            optax.chain(
+                optax.sgd(0.3), l1optax.apply_l1_prox(0.3, 1e-2, mask=l1optax.keras_kernel_mask)
+            ),
             True,
         ),
         "inject(adam)+with_l1(proximal)": (

@@ -199,7 +199,7 @@ def test_group_lasso_regression_matches_bcd_and_optimality(x64):
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     lip = float(np.linalg.eigvalsh(X.T @ X / n).max())
     # params (groups, size): groups are rows, i.e. indexed by axis 0.
-    tx = optax.chain(optax.sgd(1 / lip), l1optax.group_l1_prox(1 / lip, lam, axis=0))
+    tx = optax.chain(optax.sgd(1 / lip), l1optax.apply_group_l1_prox(1 / lip, lam, axis=0))
 
     def loss(w):
         return 0.5 * jnp.mean((Xj @ w.ravel() - yj) ** 2)
@@ -248,7 +248,7 @@ def test_transform_zeroes_whole_neurons_with_mask_and_schedule(float_dtype):
     mask = {"dense": {"kernel": True, "bias": False}}
     sched = optax.constant_schedule(0.1)
     tx = optax.chain(
-        optax.sgd(sched), l1optax.group_l1_prox(sched, lambda c: 1.0, axis=-1, mask=mask)
+        optax.sgd(sched), l1optax.apply_group_l1_prox(sched, lambda c: 1.0, axis=-1, mask=mask)
     )
     state = tx.init(params)
     grads = jax.tree.map(jnp.zeros_like, params)
@@ -267,9 +267,11 @@ def test_transform_zeroes_whole_neurons_with_mask_and_schedule(float_dtype):
 
 def test_transform_inject_hyperparams():
     params = {"k": jnp.array([[1.0, 0.05], [1.0, 0.05]])}
-    tx = optax.inject_hyperparams(l1optax.group_l1_prox, static_args=("axis",))(0.1, 1.0, axis=-1)
+    tx = optax.inject_hyperparams(l1optax.apply_group_l1_prox, static_args=("axis",))(
+        0.1, 1.0, axis=-1
+    )
     u, s = jax.jit(tx.update)(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
-    plain = l1optax.group_l1_prox(0.1, 1.0, axis=-1)
+    plain = l1optax.apply_group_l1_prox(0.1, 1.0, axis=-1)
     u2, _ = plain.update(jax.tree.map(jnp.zeros_like, params), plain.init(params), params)
     np.testing.assert_allclose(u["k"], u2["k"], rtol=1e-6)
 
@@ -297,17 +299,19 @@ def test_bad_axes_and_weights():
         l1optax.group_l1_penalty(params, 1.0, axis=-1, weights=-1.0)
     with pytest.raises(ValueError, match=r"`group_l1_penalty\(axis=...\)` must be None, an int"):
         l1optax.group_l1_penalty(params, 1.0, axis={"other": 0})
-    tx = l1optax.group_l1_prox(0.1, 1.0, axis=3)
-    with pytest.raises(ValueError, match=r"`group_l1_prox\(axis=...\)` got axis 3"):
+    tx = l1optax.apply_group_l1_prox(0.1, 1.0, axis=3)
+    with pytest.raises(ValueError, match=r"`apply_group_l1_prox\(axis=...\)` got axis 3"):
         tx.init(params)
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_bad_strengths(bad):
-    with pytest.raises(ValueError, match=r"`group_l1_prox\(l1reg=...\)` must be non-negative"):
-        l1optax.group_l1_prox(0.1, bad)
-    with pytest.raises(ValueError, match=r"`group_l1_prox\(learning_rate=...\)`"):
-        l1optax.group_l1_prox(bad, 0.1)
+    with pytest.raises(
+        ValueError, match=r"`apply_group_l1_prox\(l1reg=...\)` must be non-negative"
+    ):
+        l1optax.apply_group_l1_prox(0.1, bad)
+    with pytest.raises(ValueError, match=r"`apply_group_l1_prox\(learning_rate=...\)`"):
+        l1optax.apply_group_l1_prox(bad, 0.1)
     with pytest.raises(ValueError, match=r"`prox_group_l1\(l1reg=...\)`"):
         l1optax.prox_group_l1(jnp.ones(2), bad)
     with pytest.raises(ValueError, match=r"prox_sparse_group_l1\(hyperparams\[1\] \(group_reg\)"):
@@ -320,8 +324,8 @@ def test_bad_trees_and_params():
     ):
         l1optax.prox_group_l1({"a": jnp.ones(2)}, {"b": 1.0})
     with pytest.raises(TypeError, match=r"\['i'\] has dtype int32"):
-        l1optax.group_l1_prox(0.1, 1.0).init({"i": jnp.ones(2, jnp.int32)})
-    tx = l1optax.group_l1_prox(0.1, 1.0)
+        l1optax.apply_group_l1_prox(0.1, 1.0).init({"i": jnp.ones(2, jnp.int32)})
+    tx = l1optax.apply_group_l1_prox(0.1, 1.0)
     with pytest.raises(ValueError, match=r"needs the current parameters"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)), None)
     with pytest.raises(ValueError, match=r"must be a pair \(l1reg, group_reg\)"):

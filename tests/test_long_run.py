@@ -58,7 +58,7 @@ def _optimizer(kind):
             optax.adam(learning_rate), l1reg, method="decoupled", learning_rate=learning_rate
         )
 
-    # The uniform threshold eta*lam of chain(adam, l1_prox) needs a larger lam than prox_adam's
+    # The uniform threshold eta*lam of chain(adam, apply_l1_prox) needs a larger lam than prox_adam's
     # preconditioned one to be felt at all (and to sit above bf16's resolution).
     l1reg = 1e-2 if kind == "prox_adam" else 0.3
     inner = optax.inject_hyperparams(factory)(learning_rate=schedule, l1reg=l1reg)

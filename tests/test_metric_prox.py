@@ -85,7 +85,7 @@ def test_decoupled_is_the_uniform_threshold_and_a_different_objective(x64):
     _, _, alpha, ref = _diabetes()
     lr = 0.01
     decoupled = _fit(l1optax.with_l1(optax.adam(lr), alpha, method="decoupled", learning_rate=lr))
-    chained = _fit(optax.chain(optax.adam(lr), l1optax.l1_prox(lr, alpha)))
+    chained = _fit(optax.chain(optax.adam(lr), l1optax.apply_l1_prox(lr, alpha)))
     np.testing.assert_array_equal(decoupled, chained)
     assert np.max(np.abs(decoupled - ref)) > 1.0  # a d-weighted lasso, not the lasso
 
@@ -254,7 +254,7 @@ def test_complex_leaves_are_shrunk_in_modulus_or_rejected_with_the_leaf_named():
         new = optax.apply_updates(params, updates)
         assert new["w"].dtype == jnp.complex64 and new["w"][1] == 0
         assert abs(new["w"][0].imag) > 0  # the imaginary part is kept, not dropped
-    group = optax.chain(optax.sgd(0.1), l1optax.group_l1_prox(0.1, 1.0, weights=1.0))
+    group = optax.chain(optax.sgd(0.1), l1optax.apply_group_l1_prox(0.1, 1.0, weights=1.0))
     updates, _ = group.update(grads, group.init(params), params)
     x = params["w"] - 0.1
     np.testing.assert_allclose(

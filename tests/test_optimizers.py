@@ -143,22 +143,22 @@ def test_l2reg_gives_sklearn_elastic_net(name, x64):
 
 
 def test_uniform_threshold_after_adam_solves_another_problem(x64):
-    """chain(adam, l1_prox) thresholds by lr*lam although Adam's steps are at most ~lr: with
+    """chain(adam, apply_l1_prox) thresholds by lr*lam although Adam's steps are at most ~lr: with
     lam = 2.26 > 1 (diabetes' 0.05 * alpha_max) every weight is zeroed at every step, while the
     prox in Adam's metric (``prox_adam``, checked above) reaches the lasso's 7 nonzeros."""
     sched = cosine(1.0)
-    w_uniform = fit(optax.chain(optax.adam(sched), l1optax.l1_prox(sched, ALPHA)))
+    w_uniform = fit(optax.chain(optax.adam(sched), l1optax.apply_l1_prox(sched, ALPHA)))
     assert ALPHA > 1
     np.testing.assert_array_equal(w_uniform, np.zeros(P))
     assert np.sum(sk_lasso() != 0) == 7
 
 
 def test_gradient_only_momentum_buffer_solves_a_weaker_lasso(x64):
-    """chain(sgd(momentum=mu), l1_prox) reaches Lasso((1 - mu) * alpha), not the lasso asked
+    """chain(sgd(momentum=mu), apply_l1_prox) reaches Lasso((1 - mu) * alpha), not the lasso asked
     for; prox_sgd(momentum=mu) feeds the prox's displacement back into the buffer and reaches
     Lasso(alpha) (test_full_batch_diabetes_reaches_sklearn_lasso[sgd_momentum])."""
     mu, sched = 0.5, cosine(0.5 / LIPSCHITZ)
-    w_chain = fit(optax.chain(optax.sgd(sched, momentum=mu), l1optax.l1_prox(sched, ALPHA)))
+    w_chain = fit(optax.chain(optax.sgd(sched, momentum=mu), l1optax.apply_l1_prox(sched, ALPHA)))
     assert rel_err(w_chain, sk_lasso((1 - mu) * ALPHA)) <= 1e-6
     assert rel_err(w_chain, sk_lasso()) > 0.05
 
@@ -522,7 +522,7 @@ def test_complex_leaves_shrink_the_modulus_in_the_metric(name, x64):
 def test_bf16_params_land_exactly_on_the_prox_point(name, x64):
     """A bfloat16 leaf whose optax update is wider (float32 gradients; here float64, from the
     float64 injected hyperparameters): the update keeps the wider dtype and p + u is a bfloat16
-    number (the rule of l1optax.l1_prox), so apply_updates lands on the prox point exactly."""
+    number (the rule of l1optax.apply_l1_prox), so apply_updates lands on the prox point exactly."""
     r = _embedding_runs(name)
     u, before, after = r["u"]["h"], r["before"]["h"], r["after"]["h"]
     assert u.dtype == jnp.result_type(before, r["u_optax"]["h"]) != jnp.bfloat16
@@ -584,14 +584,14 @@ def test_prox_adagrad_minimize_sparse_like_tensorflow():
 
 
 # --------------------------------------------------------------------------------------------
-# dtypes: one rule with l1optax.l1_prox (land exactly on the prox point; complex: modulus).
+# dtypes: one rule with l1optax.apply_l1_prox (land exactly on the prox point; complex: modulus).
 # --------------------------------------------------------------------------------------------
 
 
 def test_prox_sgd_is_sgd_then_l1_prox_bitwise_for_bf16_and_complex():
     """bfloat16 params with float32 grads: float32 updates that land exactly on the prox point;
     complex64 params: the modulus is shrunk and the imaginary part kept; both bitwise
-    ``chain(optax.sgd, l1optax.l1_prox)``."""
+    ``chain(optax.sgd, l1optax.apply_l1_prox)``."""
     rng = np.random.default_rng(6)
     params = {
         "h": jnp.asarray(rng.standard_normal(64), jnp.bfloat16),
@@ -602,7 +602,7 @@ def test_prox_sgd_is_sgd_then_l1_prox_bitwise_for_bf16_and_complex():
         "z": jnp.asarray(rng.standard_normal(32) + 1j * rng.standard_normal(32), jnp.complex64),
     }
     ours = l1optax.prox_sgd(0.1, 5.0)
-    chain = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 5.0))
+    chain = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 5.0))
 
     @jax.jit
     def both(params, grads):

@@ -83,7 +83,7 @@ def test_group_lasso_trained_units_are_removed_with_identical_predictions(rng):
     y = jnp.asarray(rng.integers(0, 3, size=64))
     tx = optax.chain(
         optax.sgd(0.1),
-        l1optax.group_l1_prox(0.1, 0.3, axis=-1, mask=l1optax.keras_kernel_mask),
+        l1optax.apply_group_l1_prox(0.1, 0.3, axis=-1, mask=l1optax.keras_kernel_mask),
     )
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 

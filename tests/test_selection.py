@@ -249,7 +249,7 @@ def test_per_layer_errors():
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 def test_per_layer_strengths_in_prox_match_numpy(jit):
-    """SGD + l1_prox with per-layer strengths = per-leaf soft threshold in float64 NumPy."""
+    """SGD + apply_l1_prox with per-layer strengths = per-leaf soft threshold in float64 NumPy."""
     params = _linen_params()
     lam = l1optax.per_layer_l1reg(
         params,
@@ -344,7 +344,7 @@ def test_import_does_not_import_flax():
 
 
 def test_selection_plugs_into_prox_adam_and_group_prox():
-    """Strength trees and masks from selection work with prox_adam and group_l1_prox too."""
+    """Strength trees and masks from selection work with prox_adam and apply_group_l1_prox too."""
     params = _linen_params()
     rng = np.random.default_rng(1)
     grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
@@ -372,9 +372,9 @@ def test_selection_plugs_into_prox_adam_and_group_prox():
             else:  # zero strength or masked out: Adam's step (prox_adam rounds its bias
                 # correction differently from optax.adam: relative differences ~7e-6)
                 np.testing.assert_allclose(np.asarray(u), np.asarray(ref), rtol=2e-5, atol=1e-8)
-    if hasattr(l1optax, "group_l1_prox"):
+    if hasattr(l1optax, "apply_group_l1_prox"):
         lam_g = l1optax.per_layer_l1reg(params, {"params/Dense_0/kernel": 1.0})
-        tx = optax.chain(optax.sgd(lr), l1optax.group_l1_prox(lr, lam_g, axis=-1))
+        tx = optax.chain(optax.sgd(lr), l1optax.apply_group_l1_prox(lr, lam_g, axis=-1))
         updates, _ = tx.update(grads, tx.init(params), params)
         new = optax.apply_updates(params, updates)
         z = np.asarray(params["params"]["Dense_0"]["kernel"], np.float64) - lr * np.asarray(

@@ -49,7 +49,7 @@ def _avals(tree):
 def test_catalog_covers_every_public_transform_factory():
     factories = transform_factories()
     # The detector must find the core factories, or it would silently find nothing.
-    assert {"l1_prox", "add_l1_subgradient", "with_l1", "apply_prox"} <= set(factories)
+    assert {"apply_l1_prox", "add_l1_subgradient", "with_l1", "apply_prox"} <= set(factories)
     # Announced optimizers that landed must be detected too.
     for name in EXPECTED_FACTORIES:
         if name in l1optax.__all__:
@@ -123,7 +123,7 @@ def test_state_stable_one_compilation_dtype_kept(entry):
 def test_bf16_prox_with_f32_schedule_matches_numpy():
     """The bf16 result is the f32 prox of (p - eta*g) up to one bf16 ulp; zeros exact."""
     sched = optax.linear_schedule(0.1, 0.02, transition_steps=10)
-    tx = optax.chain(optax.sgd(sched), l1optax.l1_prox(sched, 0.5))
+    tx = optax.chain(optax.sgd(sched), l1optax.apply_l1_prox(sched, 0.5))
     rng = np.random.default_rng(3)
     p = jnp.asarray(rng.normal(size=64) * 0.1, jnp.bfloat16)
     state = tx.init(p)
@@ -196,7 +196,7 @@ def test_saturated_count_keeps_schedule_values_numpy_reference():
     """Near int32 max the schedules sit at their end values and the prox uses them."""
     lr = optax.linear_schedule(0.2, 0.05, transition_steps=100)
     lam = optax.linear_schedule(0.1, 0.4, transition_steps=100)
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     rng = np.random.default_rng(7)
     p = jnp.asarray(rng.normal(size=32), jnp.float32)
     state = _set_counts(tx.init(p), INT32_MAX - 2)

@@ -1,4 +1,4 @@
-"""SPEC 11-16: ``l1_prox``, ``add_l1_subgradient``, ``apply_prox`` and ``with_l1`` as optax transforms."""
+"""SPEC 11-16: ``apply_l1_prox``, ``add_l1_subgradient``, ``apply_prox`` and ``with_l1`` as optax transforms."""
 
 from __future__ import annotations
 
@@ -81,16 +81,16 @@ def run_scan(tx, params, grads_seq):
 @pytest.mark.parametrize(
     "factory",
     [
-        lambda: l1optax.l1_prox(0.1, 0.1),
+        lambda: l1optax.apply_l1_prox(0.1, 0.1),
         lambda: l1optax.add_l1_subgradient(0.1),
         lambda: l1optax.add_l1_subgradient(optax.linear_schedule(0.1, 0.0, 5)),
         lambda: l1optax.apply_prox(l1optax.prox_l1, 0.1, 0.1),
         lambda: l1optax.with_l1(optax.sgd(0.1), 0.1, learning_rate=0.1),
         lambda: l1optax.with_l1(optax.adam(0.1), 0.1, method="subgradient"),
-        lambda: l1optax.l1_prox(0.1, 0.1, mask={"w": True}),
+        lambda: l1optax.apply_l1_prox(0.1, 0.1, mask={"w": True}),
     ],
     ids=[
-        "l1_prox",
+        "apply_l1_prox",
         "subgradient",
         "subgradient-schedule",
         "apply_prox",
@@ -129,7 +129,7 @@ def test_spec12_proximal_sgd_matches_soft_threshold_reference(
         "exponential": optax.exponential_decay(0.3, transition_steps=1, decay_rate=0.5),
     }[schedule]
     lam = 0.5
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     params = make_params(rng, float_dtype)
     state = tx.init(params)
     update = maybe_jit(tx.update)
@@ -163,7 +163,7 @@ def test_spec12_threshold_follows_the_learning_rate_schedule_like_scale_by_learn
     lr = optax.piecewise_constant_schedule(0.5, {1: 0.5, 2: 0.25})  # 0.5, 0.25, 0.0625, ...
     lam = 0.5
     probe = optax.scale_by_learning_rate(lr)
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     params = jnp.array([10.0, -10.0], jnp.float32)
     state, pstate = tx.init(params), probe.init(params)
     for _ in range(4):
@@ -179,7 +179,7 @@ def test_spec12_threshold_follows_the_learning_rate_schedule_like_scale_by_learn
 
 def test_spec12_l1reg_schedule_is_evaluated_at_the_same_count():
     lam = optax.exponential_decay(1.0, transition_steps=1, decay_rate=0.5)  # 1, .5, .25
-    tx = optax.chain(optax.sgd(0.5), l1optax.l1_prox(0.5, lam))
+    tx = optax.chain(optax.sgd(0.5), l1optax.apply_l1_prox(0.5, lam))
     params = jnp.array([4.0, -4.0])
     state = tx.init(params)
     expected = [4.0]
@@ -198,7 +198,7 @@ def test_spec12_exact_zeros_with_mixed_precision(params_dtype, updates_dtype, ma
     # half the coordinates land inside the threshold after the gradient step
     grads = make_grads(rng, params, dtype=updates_dtype, scale=0.5)
     lr, lam = 0.125, 4.0  # a power-of-two step: -lr * g is exact in every dtype (also under jit)
-    tx = optax.chain(optax.sgd(lr), l1optax.l1_prox(lr, lam))
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_l1_prox(lr, lam))
     updates, _ = maybe_jit(tx.update)(grads, tx.init(params), params)
     new = optax.apply_updates(params, updates)
     for p, g, u, n in zip(
@@ -393,7 +393,7 @@ def _state_signature(state):
         lambda: l1optax.with_l1(
             optax.adam(0.1), optax.constant_schedule(0.1), method="subgradient"
         ),
-        lambda: optax.inject_hyperparams(l1optax.l1_prox)(learning_rate=0.1, l1reg=0.01),
+        lambda: optax.inject_hyperparams(l1optax.apply_l1_prox)(learning_rate=0.1, l1reg=0.01),
     ],
     ids=["prox-adam-schedules", "sub-momentum", "sub-schedule", "injected-prox"],
 )
@@ -433,7 +433,7 @@ def test_spec15_update_dtypes(method, float_dtype, rng):
     for grads_dtype in (float_dtype, jnp.float32):
         grads = make_grads(rng, params, dtype=grads_dtype)
         if method == "proximal":
-            tx = l1optax.l1_prox(0.1, 0.3)
+            tx = l1optax.apply_l1_prox(0.1, 0.3)
         else:
             tx = l1optax.add_l1_subgradient(0.3)
         updates, _ = tx.update(grads, tx.init(params), params)
@@ -471,7 +471,7 @@ def test_spec16_chain_with_other_transforms(rng):
         optax.clip_by_global_norm(1.0),
         optax.add_decayed_weights(1e-3),
         optax.sgd(0.1),
-        l1optax.l1_prox(0.1, 0.2),
+        l1optax.apply_l1_prox(0.1, 0.2),
     )
     updates, _ = tx.update(grads, tx.init(params), params)
     base = optax.chain(
@@ -500,7 +500,7 @@ def test_spec16_masks_leave_masked_leaves_bitwise_unchanged(mask, method, rng):
     }
     grads = make_grads(rng, params)
     if method == "optax.masked":
-        tx = optax.chain(optax.sgd(0.1), optax.masked(l1optax.l1_prox(0.1, 10.0), mask))
+        tx = optax.chain(optax.sgd(0.1), optax.masked(l1optax.apply_l1_prox(0.1, 10.0), mask))
     else:
         tx = l1optax.with_l1(optax.sgd(0.1), 10.0, method=method, learning_rate=0.1, mask=mask)
     new = optax.apply_updates(params, jax.jit(tx.update)(grads, tx.init(params), params)[0])
@@ -524,10 +524,10 @@ def test_spec16_masks_leave_masked_leaves_bitwise_unchanged(mask, method, rng):
 def test_spec16_inject_hyperparams_equals_plain_and_does_not_recompile(rng):
     params = make_params(rng, jnp.float32)
     grads_seq = [make_grads(rng, params) for _ in range(3)]
-    plain = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 0.3))
+    plain = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 0.3))
     injected = optax.chain(
         optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
-        optax.inject_hyperparams(l1optax.l1_prox)(learning_rate=0.1, l1reg=0.3),
+        optax.inject_hyperparams(l1optax.apply_l1_prox)(learning_rate=0.1, l1reg=0.3),
     )
     ref, _ = run(plain, params, grads_seq)
     got, state = run(injected, params, grads_seq)
@@ -577,7 +577,7 @@ def test_spec16_multisteps(dtype, grads_dtype, rng):
     params = make_params(rng, dtype)
     k = 3
     grads_seq = [make_grads(rng, params, dtype=grads_dtype) for _ in range(2 * k)]
-    inner = lambda: optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 0.5))  # noqa: E731
+    inner = lambda: optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 0.5))  # noqa: E731
     ms = optax.MultiSteps(inner(), every_k_schedule=k)
     hist, state = run(ms, params, grads_seq)
     # reference: the inner chain applied to the mean of each block of k gradients
@@ -620,16 +620,16 @@ def test_spec16_extra_keyword_arguments_are_accepted(rng):
     params = make_params(rng, jnp.float32)
     grads = make_grads(rng, params)
     for tx in (
-        l1optax.l1_prox(0.1, 0.2),
+        l1optax.apply_l1_prox(0.1, 0.2),
         l1optax.add_l1_subgradient(0.2),
         l1optax.with_l1(optax.sgd(0.1), 0.2, learning_rate=0.1),
-        l1optax.l1_prox(0.1, 0.2, mask={"w": True, "b": False}),
+        l1optax.apply_l1_prox(0.1, 0.2, mask={"w": True, "b": False}),
     ):
         u1, _ = tx.update(grads, tx.init(params), params, value=jnp.float32(1.0), grad=grads)
         u2, _ = tx.update(grads, tx.init(params), params)
         assert_trees_bitwise_equal(u1, u2)
     # and inside a chain with a transform that consumes `value`
-    tx = optax.chain(optax.sgd(0.1), l1optax.l1_prox(0.1, 0.2))
+    tx = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 0.2))
     tx.update(grads, tx.init(params), params, value=jnp.float32(1.0))
 
 
@@ -692,3 +692,15 @@ def test_apply_prox_with_a_custom_prox_and_scheduled_hyperparams(rng):
         )
         np.testing.assert_allclose(np.asarray(new), ref, rtol=1e-6, atol=1e-6)
         params = new
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("l1_prox", "apply_l1_prox"), ("group_l1_prox", "apply_group_l1_prox")]
+)
+def test_0_1_transform_names_still_work_with_a_deprecation_warning(old, new):
+    with pytest.warns(DeprecationWarning, match=f"renamed `l1optax.{new}`"):
+        alias = getattr(l1optax, old)
+    assert alias is getattr(l1optax, new)
+    assert old not in l1optax.__all__
+    with pytest.raises(AttributeError, match="no attribute 'l1_proxx'"):
+        _ = l1optax.l1_proxx
