@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import least_squares, scan_fit
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Lasso
 
@@ -62,22 +63,8 @@ def diabetes():
 
 def fit_full_batch(tx, X, y, steps, dtype):
     """Full-batch training loop of ``tx`` on 1/2 mean((Xw - y)^2), one jitted scan."""
-    Xj, yj = jnp.asarray(X, dtype), jnp.asarray(y, dtype)
-
-    def loss(w):
-        return 0.5 * jnp.mean((Xj @ w - yj) ** 2)
-
-    @jax.jit
-    def run(w):
-        def body(carry, _):
-            w, state = carry
-            updates, state = tx.update(jax.grad(loss)(w), state, w)
-            return (optax.apply_updates(w, updates), state), None
-
-        (w, state), _ = jax.lax.scan(body, (w, tx.init(w)), None, length=steps)
-        return w, state
-
-    return run(jnp.zeros(X.shape[1], dtype))
+    grad = jax.grad(least_squares(jnp.asarray(X, dtype), jnp.asarray(y, dtype)))
+    return scan_fit(tx, jnp.zeros(X.shape[1], dtype), grad, steps)
 
 
 # --- SPEC 21 ------------------------------------------------------------------------------
@@ -89,7 +76,7 @@ def fit_full_batch(tx, X, y, steps, dtype):
     ids=["synthetic-0.3", "synthetic-0.05", "diabetes-5"],
 )
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_spec21_proximal_gradient_matches_sklearn_lasso(problem, alpha, steps, dtype):
+def test_proximal_gradient_matches_sklearn_lasso(problem, alpha, steps, dtype):
     X, y = synthetic() if problem == "synthetic" else diabetes()
     n = X.shape[0]
     lr = 1.0 / (np.linalg.eigvalsh(X.T @ X / n).max())  # 1/L
@@ -106,7 +93,7 @@ def test_spec21_proximal_gradient_matches_sklearn_lasso(problem, alpha, steps, d
     assert relative_gap(X, y, w, alpha) <= 1e-5
 
 
-def test_spec21_with_l1_and_inject_hyperparams_reach_the_same_solution(x64):
+def test_with_l1_and_inject_hyperparams_reach_the_same_solution(x64):
     X, y = synthetic(seed=1)
     alpha = 0.2
     lr = 1.0 / (np.linalg.eigvalsh(X.T @ X / X.shape[0]).max())
@@ -123,7 +110,7 @@ def test_spec21_with_l1_and_inject_hyperparams_reach_the_same_solution(x64):
     assert relative_gap(X, y, w, alpha) <= 1e-12
 
 
-def test_spec21_penalty_value_matches_the_objective(x64):
+def test_penalty_value_matches_the_objective(x64):
     """l1_penalty plus the loss is scikit-learn's objective at its solution."""
     X, y = synthetic(seed=2)
     alpha = 0.3
@@ -135,7 +122,7 @@ def test_spec21_penalty_value_matches_the_objective(x64):
 # --- SPEC 22 (uniform-threshold half) --------------------------------------------------------
 
 
-def test_spec22_adam_with_uniform_threshold_solves_a_preconditioner_weighted_lasso(x64):
+def test_adam_with_uniform_threshold_solves_a_preconditioner_weighted_lasso(x64):
     """``chain(adam(lr), apply_l1_prox(lr, lam))`` converges, but not to the lasso with strength lam.
 
     At a fixed point of the Adam + soft-threshold iteration (full batch, so m_hat -> g and

@@ -43,7 +43,7 @@ class Pair(NamedTuple):
 
 
 @pytest.mark.parametrize("lam", [0.37, 3])
-def test_spec01_penalty_equals_numpy_float64(float_dtype, maybe_jit, rng, lam):
+def test_penalty_equals_numpy_float64(float_dtype, maybe_jit, rng, lam):
     tree = random_tree(rng, float_dtype)
     got = maybe_jit(lambda t: l1optax.l1_penalty(t, lam))(tree)
     assert got.shape == ()
@@ -52,7 +52,7 @@ def test_spec01_penalty_equals_numpy_float64(float_dtype, maybe_jit, rng, lam):
     np.testing.assert_allclose(float(got), np_l1(tree, lam), rtol=max(rtol_for(float_dtype), 1e-6))
 
 
-def test_spec01_penalty_equals_optax_tree_norm(float_dtype, rng):
+def test_penalty_equals_optax_tree_norm(float_dtype, rng):
     tree = random_tree(rng, float_dtype)
     got = l1optax.l1_penalty(tree)
     oracle = optax.tree.norm(
@@ -64,7 +64,7 @@ def test_spec01_penalty_equals_optax_tree_norm(float_dtype, rng):
     np.testing.assert_allclose(float(got), float(oracle), rtol=1e-6)
 
 
-def test_spec01_low_precision_accumulates_in_float32():
+def test_low_precision_penalty_accumulates_in_float32():
     # 100_000 ones summed in bfloat16 would stall at 256; the penalty must be exact.
     for dtype in (jnp.bfloat16, jnp.float16):
         ones = jnp.ones((100_000,), dtype)
@@ -83,12 +83,12 @@ def test_spec01_low_precision_accumulates_in_float32():
     ],
     ids=["namedtuple", "list-tuple", "nested-dict", "0d-array", "python-float"],
 )
-def test_spec01_tree_kinds(tree, maybe_jit):
+def test_penalty_of_namedtuple_list_nested_0d_and_scalar_trees(tree, maybe_jit):
     got = maybe_jit(lambda t: l1optax.l1_penalty(t, 2.0))(tree)
     np.testing.assert_allclose(float(got), np_l1(tree, 2.0), rtol=1e-7)
 
 
-def test_spec01_flax_linen_param_tree():
+def test_penalty_of_a_flax_linen_param_tree():
     model = nn.Sequential([nn.Dense(7), nn.relu, nn.Dense(2)])
     variables = model.init(jax.random.PRNGKey(0), jnp.ones((1, 4)))
     got = l1optax.l1_penalty(variables, 1e-2)
@@ -98,7 +98,7 @@ def test_spec01_flax_linen_param_tree():
     )
 
 
-def test_spec01_flax_nnx_state():
+def test_penalty_of_a_flax_nnx_state():
     from flax import nnx
 
     model = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
@@ -114,13 +114,13 @@ def test_spec01_flax_nnx_state():
 
 
 @pytest.mark.parametrize("empty", [{}, [], (), {"a": None}, [None, {"b": None}]])
-def test_spec02_empty_trees_give_scalar_zero(empty, maybe_jit):
+def test_empty_trees_give_a_float32_scalar_zero(empty, maybe_jit):
     got = maybe_jit(l1optax.l1_penalty)(empty)
     assert got.shape == () and got.dtype == jnp.float32
     assert float(got) == 0.0
 
 
-def test_spec02_none_leaves_skipped():
+def test_none_leaves_are_skipped():
     tree = {"w": jnp.array([1.0, -2.0]), "b": None, "c": [None, jnp.array(3.0)]}
     assert float(l1optax.l1_penalty(tree, 0.5)) == 3.0
 
@@ -133,7 +133,7 @@ def test_spec02_none_leaves_skipped():
     ],
     ids=["pytree", "callable"],
 )
-def test_spec02_masked_out_leaves_contribute_nothing(mask, maybe_jit):
+def test_masked_out_leaves_contribute_nothing(mask, maybe_jit):
     tree = {
         "w": jnp.array([1.0, -2.0]),
         "b": jnp.array([100.0]),
@@ -143,18 +143,18 @@ def test_spec02_masked_out_leaves_contribute_nothing(mask, maybe_jit):
     np.testing.assert_allclose(float(got), 2.0 * (1 + 2 + 0.5 + 0.25), rtol=1e-7)
 
 
-def test_spec02_prefix_mask():
+def test_prefix_mask_covers_whole_subtrees():
     tree = {"enc": {"a": jnp.array([1.0, -1.0]), "b": jnp.array(2.0)}, "dec": jnp.array([5.0])}
     got = l1optax.l1_penalty(tree, mask={"enc": True, "dec": False})
     assert float(got) == 4.0
 
 
-def test_spec02_masked_out_integer_leaf_is_allowed():
+def test_masked_out_integer_leaf_is_allowed():
     tree = {"w": jnp.array([1.0, -2.0]), "step": jnp.array(3, jnp.int32)}
     assert float(l1optax.l1_penalty(tree, mask={"w": True, "step": False})) == 3.0
 
 
-def test_spec02_per_leaf_and_per_coordinate_strengths(rng, maybe_jit):
+def test_per_leaf_and_per_coordinate_strengths(rng, maybe_jit):
     tree = {
         "a": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32),
         "b": jnp.asarray(rng.normal(size=5), jnp.float32),
@@ -183,7 +183,7 @@ def test_spec02_per_leaf_and_per_coordinate_strengths(rng, maybe_jit):
 # --- SPEC 3 -------------------------------------------------------------------------------
 
 
-def test_spec03_properties(float_dtype, rng):
+def test_penalty_is_nonnegative_even_homogeneous_and_subadditive(float_dtype, rng):
     eps = float(jnp.finfo(float_dtype).eps)
     t = random_tree(rng, float_dtype)
     s = random_tree(rng, float_dtype)
@@ -204,7 +204,7 @@ def test_spec03_properties(float_dtype, rng):
     )
 
 
-def test_spec03_vmap_over_a_batch_of_trees(rng):
+def test_penalty_vmaps_over_a_batch_of_trees(rng):
     batch = {"w": jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)}
     got = jax.vmap(lambda t: l1optax.l1_penalty(t, 0.3))(batch)
     expected = 0.3 * np.abs(np.asarray(batch["w"], np.float64)).sum(axis=1)
@@ -214,7 +214,7 @@ def test_spec03_vmap_over_a_batch_of_trees(rng):
 # --- SPEC 4 -------------------------------------------------------------------------------
 
 
-def test_spec04_gradient_is_lam_sign_with_zero_at_zero(float_dtype, maybe_jit):
+def test_gradient_is_lam_sign_with_zero_at_zero(float_dtype, maybe_jit):
     x = jnp.asarray([-2.0, -0.0, 0.0, 0.5, 3.0, -1e-3], float_dtype)
     lam = 0.75
     grad = maybe_jit(jax.grad(lambda w: l1optax.l1_penalty(w, lam)))(x)
@@ -226,7 +226,7 @@ def test_spec04_gradient_is_lam_sign_with_zero_at_zero(float_dtype, maybe_jit):
     assert float(jax.grad(jnp.abs)(0.0)) == 1.0
 
 
-def test_spec04_gradient_over_a_tree_with_weights_and_mask():
+def test_gradient_over_a_tree_with_weights_and_mask():
     tree = {"w": jnp.array([0.0, 2.0, -3.0]), "b": jnp.array([1.0])}
     weights = {"w": jnp.array([5.0, 0.5, 2.0]), "b": 1.0}
     grad = jax.grad(lambda t: l1optax.l1_penalty(t, weights, mask={"w": True, "b": False}))(tree)
@@ -234,12 +234,12 @@ def test_spec04_gradient_over_a_tree_with_weights_and_mask():
     np.testing.assert_array_equal(np.asarray(grad["b"]), [0.0])
 
 
-def test_spec04_gradient_with_respect_to_lam():
+def test_gradient_with_respect_to_lam_is_the_norm():
     x = jnp.array([1.0, -2.0, 0.0])
     assert float(jax.grad(lambda lam: l1optax.l1_penalty(x, lam))(0.3)) == 3.0
 
 
-def test_spec04_second_derivative_is_zero():
+def test_second_derivative_is_zero():
     h = jax.hessian(lambda w: l1optax.l1_penalty(w, 2.0))(jnp.array([1.0, 0.0, -1.0]))
     np.testing.assert_array_equal(np.asarray(h), np.zeros((3, 3)))
 
@@ -247,7 +247,7 @@ def test_spec04_second_derivative_is_zero():
 # --- SPEC 5 (complex: modulus) ------------------------------------------------------------
 
 
-def test_spec05_complex_leaves_use_the_modulus(rng, maybe_jit):
+def test_complex_leaves_use_the_modulus(rng, maybe_jit):
     z = (rng.normal(size=7) + 1j * rng.normal(size=7)).astype(np.complex64)
     tree = {"z": jnp.asarray(z), "r": jnp.array([-1.0, 2.0])}
     got = maybe_jit(lambda t: l1optax.l1_penalty(t, 0.5))(tree)
@@ -256,7 +256,7 @@ def test_spec05_complex_leaves_use_the_modulus(rng, maybe_jit):
     np.testing.assert_allclose(float(got), expected, rtol=1e-6)
 
 
-def test_spec05_complex_gradient_at_zero_is_zero():
+def test_complex_gradient_at_zero_is_zero():
     z = jnp.array([0.0 + 0.0j, 3.0 + 4.0j], jnp.complex64)
     # d|z|/d(re) = re/|z|, 0 at z == 0
     g = jax.grad(lambda re: l1optax.l1_penalty(re + 1j * jnp.imag(z)))(jnp.real(z))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import assert_trees_bitwise_equal, bits, least_squares, scan_fit
 
 import l1optax
 
@@ -19,19 +20,6 @@ LOW = (jnp.bfloat16, jnp.float16)
 def np_soft(x, t):
     x = np.asarray(x, np.float64)
     return np.sign(x) * np.maximum(np.abs(x) - t, 0.0)
-
-
-def bits(a) -> np.ndarray:
-    a = np.asarray(a)
-    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def assert_trees_bitwise_equal(a, b):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(la, lb, strict=True):
-        assert jnp.asarray(x).dtype == jnp.asarray(y).dtype
-        np.testing.assert_array_equal(bits(x), bits(y))
 
 
 def make_params(rng, dtype, n=64):
@@ -61,18 +49,7 @@ def run(tx, params, grads_seq, *, jit=True, **extra):
 def run_scan(tx, params, grads_seq):
     """All steps inside one jitted scan (one compilation); returns the final params."""
     grads = jax.tree.map(lambda *g: jnp.stack(g), *grads_seq)
-
-    @jax.jit
-    def fit(params, grads):
-        def body(carry, g):
-            params, state = carry
-            updates, state = tx.update(g, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), grads)
-        return params
-
-    return fit(params, grads)
+    return scan_fit(tx, params, lambda p, g: g, xs=grads)[0]
 
 
 # --- SPEC 11 ------------------------------------------------------------------------------
@@ -99,7 +76,7 @@ def run_scan(tx, params, grads_seq):
         "masked",
     ],
 )
-def test_spec11_update_without_params_raises(factory, maybe_jit):
+def test_update_without_params_raises(factory, maybe_jit):
     tx = factory()
     params = {"w": jnp.ones(3)}
     state = tx.init(params)
@@ -118,9 +95,7 @@ def test_spec11_update_without_params_raises(factory, maybe_jit):
     "schedule",
     ["constant", "linear", "exponential"],
 )
-def test_spec12_proximal_sgd_matches_soft_threshold_reference(
-    float_dtype, maybe_jit, rng, schedule
-):
+def test_proximal_sgd_matches_soft_threshold_reference(float_dtype, maybe_jit, rng, schedule):
     if schedule != "constant" and maybe_jit is not jax.jit:
         pytest.skip("schedules are checked under jit; eager runs the constant rate (runtime)")
     lr = {
@@ -158,7 +133,7 @@ def test_spec12_proximal_sgd_matches_soft_threshold_reference(
     assert int(state[1].count) == 5
 
 
-def test_spec12_threshold_follows_the_learning_rate_schedule_like_scale_by_learning_rate():
+def test_threshold_follows_the_learning_rate_schedule_like_scale_by_learning_rate():
     """With zero gradients, each step shrinks |w| by exactly eta_t * lam with eta_t = lr(t), t = 0, 1, ..."""
     lr = optax.piecewise_constant_schedule(0.5, {1: 0.5, 2: 0.25})  # 0.5, 0.25, 0.0625, ...
     lam = 0.5
@@ -177,7 +152,7 @@ def test_spec12_threshold_follows_the_learning_rate_schedule_like_scale_by_learn
         params = new
 
 
-def test_spec12_l1reg_schedule_is_evaluated_at_the_same_count():
+def test_l1reg_schedule_is_evaluated_at_the_same_count():
     lam = optax.exponential_decay(1.0, transition_steps=1, decay_rate=0.5)  # 1, .5, .25
     tx = optax.chain(optax.sgd(0.5), l1optax.apply_l1_prox(0.5, lam))
     params = jnp.array([4.0, -4.0])
@@ -193,7 +168,7 @@ def test_spec12_l1reg_schedule_is_evaluated_at_the_same_count():
 
 @pytest.mark.parametrize("params_dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
 @pytest.mark.parametrize("updates_dtype", [jnp.float32, jnp.bfloat16])
-def test_spec12_exact_zeros_with_mixed_precision(params_dtype, updates_dtype, maybe_jit, rng):
+def test_exact_zeros_with_mixed_precision(params_dtype, updates_dtype, maybe_jit, rng):
     params = make_params(rng, params_dtype, n=512)
     # half the coordinates land inside the threshold after the gradient step
     grads = make_grads(rng, params, dtype=updates_dtype, scale=0.5)
@@ -228,7 +203,7 @@ def test_spec12_exact_zeros_with_mixed_precision(params_dtype, updates_dtype, ma
 
 
 @pytest.mark.parametrize("lam", [0.3, 2, "per-leaf", "schedule"])
-def test_spec13_subgradient_is_bitwise_g_plus_lam_sign(float_dtype, maybe_jit, rng, lam):
+def test_subgradient_is_bitwise_g_plus_lam_sign(float_dtype, maybe_jit, rng, lam):
     params = make_params(rng, float_dtype)
     params["w"] = params["w"].at[0, :3].set(0.0).at[1, 0].set(-0.0)
     grads = make_grads(rng, params)
@@ -260,27 +235,17 @@ def test_spec13_subgradient_is_bitwise_g_plus_lam_sign(float_dtype, maybe_jit, r
     np.testing.assert_array_equal(bits(updates["w"][0, :3]), bits(grads["w"][0, :3]))
 
 
-def test_spec13_subgradient_descent_does_not_create_exact_zeros(rng):
+def test_subgradient_descent_does_not_create_exact_zeros(rng):
     """Documented: the subgradient route oscillates around 0; the proximal route lands on it."""
     X = rng.normal(size=(50, 10))
     w_true = np.zeros(10)
     w_true[:3] = [2.0, -1.5, 1.0]
     y = X @ w_true + 0.01 * rng.normal(size=50)
-    X, y = jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
-    loss = lambda w: 0.5 * jnp.mean((X @ w - y) ** 2)  # noqa: E731
+    grad = jax.grad(least_squares(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)))
     lr, lam = 0.05, 0.1
 
     def fit(tx):
-        w = jnp.zeros(10)
-        state = tx.init(w)
-
-        def body(carry, _):
-            w, state = carry
-            updates, state = tx.update(jax.grad(loss)(w), state, w)
-            return (optax.apply_updates(w, updates), state), None
-
-        (w, _), _ = jax.lax.scan(body, (w, state), None, length=500)
-        return np.asarray(w)
+        return np.asarray(scan_fit(tx, jnp.zeros(10), grad, 500)[0])
 
     w_sub = fit(l1optax.with_l1(optax.sgd(lr), lam, method="subgradient"))
     w_prox = fit(l1optax.with_l1(optax.sgd(lr), lam, learning_rate=lr))
@@ -311,7 +276,7 @@ def test_spec13_subgradient_descent_does_not_create_exact_zeros(rng):
         ("bfloat16", "float32"),
     ],
 )
-def test_spec14_zero_strength_is_bitwise_the_base_optimizer(base, method, dtypes, rng):
+def test_zero_strength_is_bitwise_the_base_optimizer(base, method, dtypes, rng):
     """Each step jitted on its own, then ``optax.apply_updates``: bitwise the base optimizer."""
     params_dtype, grads_dtype = dtypes
     lr = optax.linear_schedule(0.3, 0.01, 5) if base == "sgd-momentum-schedule" else 0.1
@@ -349,7 +314,7 @@ def test_spec14_zero_strength_is_bitwise_the_base_optimizer(base, method, dtypes
 @pytest.mark.parametrize("method", ["decoupled", "subgradient"])
 @pytest.mark.parametrize("zero", [0, "f32-array", "per-leaf", "traced"])
 @pytest.mark.parametrize("dtype", [jnp.float32])
-def test_spec14_zero_strength_inside_one_fused_jitted_loop(method, zero, dtype, rng):
+def test_zero_strength_inside_one_fused_jitted_loop(method, zero, dtype, rng):
     """Whole training loop in one jit: a zero known at construction is bitwise the base."""
     params = make_params(rng, dtype, n=1024)
     grads_seq = [make_grads(rng, params, scale=s) for s in (1.0, 30.0, 1e-3)]
@@ -397,7 +362,7 @@ def _state_signature(state):
     ],
     ids=["prox-adam-schedules", "sub-momentum", "sub-schedule", "injected-prox"],
 )
-def test_spec15_state_stable_no_recompile_under_cond(make, float_dtype, rng):
+def test_state_is_stable_under_cond_and_does_not_recompile(make, float_dtype, rng):
     tx = make()
     params = make_params(rng, float_dtype)
     state = tx.init(params)
@@ -428,7 +393,7 @@ def test_spec15_state_stable_no_recompile_under_cond(make, float_dtype, rng):
 
 
 @pytest.mark.parametrize("method", ["proximal", "subgradient"])
-def test_spec15_update_dtypes(method, float_dtype, rng):
+def test_update_dtypes_follow_the_incoming_updates(method, float_dtype, rng):
     params = make_params(rng, float_dtype)
     for grads_dtype in (float_dtype, jnp.float32):
         grads = make_grads(rng, params, dtype=grads_dtype)
@@ -445,7 +410,7 @@ def test_spec15_update_dtypes(method, float_dtype, rng):
 
 
 @pytest.mark.parametrize("method", ["decoupled", "subgradient"])
-def test_spec15_jit_and_eager_agree(method, float_dtype, rng):
+def test_jit_and_eager_agree(method, float_dtype, rng):
     tx = l1optax.with_l1(optax.adam(0.05), 0.2, method=method, learning_rate=0.05)
     params = make_params(rng, float_dtype)
     grads_seq = [make_grads(rng, params) for _ in range(3)]
@@ -464,7 +429,7 @@ def test_spec15_jit_and_eager_agree(method, float_dtype, rng):
 # --- SPEC 16 ------------------------------------------------------------------------------
 
 
-def test_spec16_chain_with_other_transforms(rng):
+def test_chain_with_other_transforms(rng):
     params = make_params(rng, jnp.float32)
     grads = make_grads(rng, params)
     tx = optax.chain(
@@ -492,7 +457,7 @@ def test_spec16_chain_with_other_transforms(rng):
     ids=["pytree", "callable", "prefix"],
 )
 @pytest.mark.parametrize("method", ["proximal", "subgradient", "optax.masked"])
-def test_spec16_masks_leave_masked_leaves_bitwise_unchanged(mask, method, rng):
+def test_masks_leave_masked_leaves_bitwise_unchanged(mask, method, rng):
     params = make_params(rng, jnp.float32)
     params["emb"] = {
         "table": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32),
@@ -521,7 +486,7 @@ def test_spec16_masks_leave_masked_leaves_bitwise_unchanged(mask, method, rng):
     assert n_masked >= 1
 
 
-def test_spec16_inject_hyperparams_equals_plain_and_does_not_recompile(rng):
+def test_inject_hyperparams_equals_plain_and_does_not_recompile(rng):
     params = make_params(rng, jnp.float32)
     grads_seq = [make_grads(rng, params) for _ in range(3)]
     plain = optax.chain(optax.sgd(0.1), l1optax.apply_l1_prox(0.1, 0.3))
@@ -573,7 +538,7 @@ def test_spec16_inject_hyperparams_equals_plain_and_does_not_recompile(rng):
     [(jnp.float32, None), (jnp.bfloat16, None), (jnp.bfloat16, jnp.float32)],
     ids=["float32", "bfloat16", "bfloat16-params-float32-grads"],
 )
-def test_spec16_multisteps(dtype, grads_dtype, rng):
+def test_multisteps_steps_on_each_block_mean_and_holds_params_in_between(dtype, grads_dtype, rng):
     params = make_params(rng, dtype)
     k = 3
     grads_seq = [make_grads(rng, params, dtype=grads_dtype) for _ in range(2 * k)]
@@ -602,7 +567,7 @@ def test_spec16_multisteps(dtype, grads_dtype, rng):
     assert int(state.inner_opt_state[1].count) == 2
 
 
-def test_spec16_apply_if_finite_skips_nan_steps(rng):
+def test_apply_if_finite_skips_nan_steps(rng):
     params = make_params(rng, jnp.float32)
     tx = optax.apply_if_finite(
         l1optax.with_l1(optax.sgd(0.1), 0.3, learning_rate=0.1), max_consecutive_errors=3
@@ -616,7 +581,7 @@ def test_spec16_apply_if_finite_skips_nan_steps(rng):
     assert int(state.total_notfinite) == 1
 
 
-def test_spec16_extra_keyword_arguments_are_accepted(rng):
+def test_extra_keyword_arguments_are_accepted(rng):
     params = make_params(rng, jnp.float32)
     grads = make_grads(rng, params)
     for tx in (
@@ -642,7 +607,7 @@ class Layer(NamedTuple):
 @pytest.mark.parametrize(
     "tree_kind", ["none-leaves", "empty-dict", "empty-list", "0d", "namedtuple", "list-tuple"]
 )
-def test_spec16_tree_shapes(method, tree_kind):
+def test_with_l1_on_none_empty_0d_namedtuple_and_nested_trees(method, tree_kind):
     trees = {
         "none-leaves": {"w": jnp.array([2.0, -0.01]), "b": None},
         "empty-dict": {},

@@ -1,0 +1,142 @@
+"""Test helpers shared by the test modules: the full-batch training loops and tree equality.
+
+Training loops (each returns ``(params, state)``):
+
+* :func:`scan_fit` -- every step inside one jitted ``lax.scan`` (one compilation), gradients
+  from ``grad_fn(params)`` (or ``grad_fn(params, x)`` for each ``x`` of ``xs``);
+* :func:`least_squares` -- the loss ``1/2 mean((X w - y)^2)`` most fits train on;
+* :func:`loop_fit` -- a Python loop over a jitted (or eager) ``tx.update`` followed by an eager
+  ``optax.apply_updates``, as in optax's own tests, or (``fused=True``) over one jitted train
+  step (gradient, update and apply), as users write it.
+
+Equality of trees (same structure, and per leaf the same dtype and shape):
+
+* :func:`assert_trees_equal` -- equal values (``chex.assert_trees_all_equal(strict=True)``:
+  NaN equals NaN, ``-0.0`` equals ``0.0``);
+* :func:`assert_trees_bitwise_equal` -- equal bits (``-0.0`` and ``0.0`` differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def scan_fit(
+    tx: optax.GradientTransformation,
+    params: Any,
+    grad_fn: Callable[..., Any],
+    steps: int | None = None,
+    *,
+    xs: Any = None,
+    jit: bool = True,
+) -> tuple[Any, Any]:
+    """Trains ``tx`` from ``params`` in one ``lax.scan`` and returns ``(params, state)``.
+
+    Each step is ``updates, state = tx.update(g, state, params)`` then
+    ``params = optax.apply_updates(params, updates)`` with ``g = grad_fn(params)``, or
+    ``g = grad_fn(params, x)`` when ``xs`` (scanned over, leading axis) is given. ``steps`` is
+    the number of steps when ``xs`` is None. With ``jit`` (the default) the whole scan is one
+    ``jax.jit`` call (one compilation per call of this function).
+    """
+
+    def body(carry, x):
+        p, s = carry
+        g = grad_fn(p) if xs is None else grad_fn(p, x)
+        u, s = tx.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    def loop(p):
+        return jax.lax.scan(body, (p, tx.init(p)), xs, length=steps if xs is None else None)[0]
+
+    return (jax.jit(loop) if jit else loop)(params)
+
+
+def least_squares(X: Any, y: Any) -> Callable[[Any], jax.Array]:
+    """The loss ``w -> 1/2 mean((X w - y)^2)`` (``X``, ``y`` as jax arrays, dtypes kept)."""
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def loss(w):
+        return 0.5 * jnp.mean((Xj @ w - yj) ** 2)
+
+    return loss
+
+
+def loop_fit(
+    tx: optax.GradientTransformation,
+    params: Any,
+    grads: Any,
+    steps: int | None = None,
+    *,
+    jit: bool = True,
+    fused: bool = False,
+    state: Any = None,
+) -> tuple[Any, Any]:
+    """``steps`` training steps in a Python loop; returns ``(params, state)``.
+
+    ``grads`` is a gradient tree used at every step, or a function ``params -> grads``, or
+    (with ``steps=None``) a sequence of gradient trees, one per step. By
+    default each step calls ``tx.update`` (jitted, or eager with ``jit=False``) and then an
+    eager ``optax.apply_updates``. With ``fused=True`` the whole step (gradient, update, apply)
+    is one jitted function, as a user's train step is (XLA may then fuse across the apply).
+    ``state`` defaults to ``tx.init(params)``.
+    """
+    state = tx.init(params) if state is None else state
+    if steps is None:
+        seq = list(grads)
+        grads_at = lambda p, t: seq[t]  # noqa: E731
+        steps = len(seq)
+    elif callable(grads):
+        grads_at = lambda p, t: grads(p)  # noqa: E731
+    else:
+        grads_at = lambda p, t: grads  # noqa: E731
+
+    if fused:
+        # a gradient function is traced into the step; a given gradient is an argument
+        @jax.jit
+        def step(p, s, g):
+            u, s = tx.update(grads(p) if g is None else g, s, p)
+            return optax.apply_updates(p, u), s
+
+        for t in range(steps):
+            g = None if callable(grads) else grads_at(params, t)
+            params, state = step(params, state, g)
+        return params, state
+
+    update = jax.jit(tx.update) if jit else tx.update
+    for t in range(steps):
+        u, state = update(grads_at(params, t), state, params)
+        params = optax.apply_updates(params, u)
+    return params, state
+
+
+def bits(a: Any) -> np.ndarray:
+    """The bits of an array, as unsigned integers of the same width (``-0.0 != 0.0``)."""
+    a = np.asarray(a)
+    if a.dtype.itemsize == 16:  # complex128: two uint64 words per entry
+        return np.atleast_1d(a).view(np.uint64)
+    return a.view(_UINT[a.dtype.itemsize])
+
+
+def assert_trees_equal(a: Any, b: Any, msg: str = "") -> None:
+    """Same structure; every leaf the same dtype, shape and values (NaN == NaN, -0.0 == 0.0)."""
+    assert jax.tree.structure(a) == jax.tree.structure(b), msg
+    chex.assert_trees_all_equal_shapes_and_dtypes(a, b, custom_message=msg or None)
+    chex.assert_trees_all_equal(a, b, strict=True, custom_message=msg or None)
+
+
+def assert_trees_bitwise_equal(a: Any, b: Any, msg: str = "") -> None:
+    """Same structure; every leaf the same dtype, shape and bits."""
+    assert jax.tree.structure(a) == jax.tree.structure(b), msg
+    chex.assert_trees_all_equal_shapes_and_dtypes(a, b, custom_message=msg or None)
+    chex.assert_trees_all_equal(
+        jax.tree.map(bits, a), jax.tree.map(bits, b), strict=True, custom_message=msg or None
+    )
