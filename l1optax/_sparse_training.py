@@ -148,7 +148,7 @@ class TargetSparsityState(NamedTuple):
       inner_state: the wrapped transform's state.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # int32 (shadows tuple.count, as in optax)
     log_l1reg: Any
     sparsity: Any
     target: jax.Array
@@ -608,6 +608,7 @@ def set_support(state: FreezeSupportState, support: Tree) -> FreezeSupportState:
       winners", ICML.
     """
     fn = "set_support"
+    treedef: jax.tree_util.PyTreeDef  # the public name (jaxlib ships no stub for its methods)
     old_leaves, treedef = jax.tree.flatten(state.support, is_leaf=v.is_none)
     try:
         new_leaves = treedef.flatten_up_to(support)
@@ -616,7 +617,7 @@ def set_support(state: FreezeSupportState, support: Tree) -> FreezeSupportState:
             f"`{fn}(support=...)` must have the structure of state.support "
             f"({treedef}), got {jax.tree.structure(support)}"
         ) from err
-    entering = []
+    entering: list[jax.Array | None] = []
     for index, (old, new) in enumerate(zip(old_leaves, new_leaves, strict=True)):
         if old is None:
             if new is not None:
