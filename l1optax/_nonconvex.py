@@ -155,6 +155,20 @@ def _penalty_sum(params: Tree, strengths: tuple[Tree, ...], term: Kernel, *, fn:
     return sum((t.astype(out_dtype) for t in terms), start=jnp.zeros((), out_dtype))
 
 
+def _pair_penalty(
+    params: Tree,
+    hyperparams: Any,
+    mask: Tree | Callable[[Tree], Tree] | None,
+    term: Kernel,
+    *,
+    fn: str,
+) -> jax.Array:
+    """``sum term(w, lam, gamma)`` over the penalised leaves (``mcp_penalty``, ``scad_penalty``)."""
+    lam, gamma = _pair(hyperparams, fn=fn)
+    params = v.drop_masked(params, mask, fn=fn)
+    return _penalty_sum(params, (lam, gamma), term, fn=fn, arg="hyperparams")
+
+
 # --------------------------------------------------------------------------------------------
 # L0
 # --------------------------------------------------------------------------------------------
@@ -352,15 +366,12 @@ def mcp_penalty(
     References:
       Zhang, 2010, "Nearly unbiased variable selection under minimax concave penalty".
     """
-    fn = "mcp_penalty"
-    lam, gamma = _pair(hyperparams, fn=fn)
-    params = v.drop_masked(params, mask, fn=fn)
+    return _pair_penalty(params, hyperparams, mask, _mcp_term, fn="mcp_penalty")
 
-    def term(w, lam, gamma):
-        a = jnp.abs(w)
-        return jnp.where(a <= gamma * lam, lam * a - w * w / (2 * gamma), gamma * lam * lam / 2)
 
-    return _penalty_sum(params, (lam, gamma), term, fn=fn, arg="hyperparams")
+def _mcp_term(w, lam, gamma):
+    a = jnp.abs(w)
+    return jnp.where(a <= gamma * lam, lam * a - w * w / (2 * gamma), gamma * lam * lam / 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,10 +495,7 @@ def scad_penalty(
       Fan & Li, 2001, "Variable selection via nonconcave penalized likelihood and its oracle
       properties".
     """
-    fn = "scad_penalty"
-    lam, gamma = _pair(hyperparams, fn=fn)
-    params = v.drop_masked(params, mask, fn=fn)
-    return _penalty_sum(params, (lam, gamma), _scad_term, fn=fn, arg="hyperparams")
+    return _pair_penalty(params, hyperparams, mask, _scad_term, fn="scad_penalty")
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,7 +696,8 @@ def prox_top_k(
             ks,
             is_leaf=v.is_none,
         )
-    if jax.tree.structure(k).num_leaves != 1:
+    k_leaves = jax.tree.leaves(k)
+    if len(k_leaves) != 1:
         raise ValueError(f'`{fn}(k=...)` must be one number with scope="global", got {k!r}')
     leaves, treedef = jax.tree.flatten(params, is_leaf=v.is_none)
     step_leaves = jax.tree.leaves(steps, is_leaf=v.is_none)
@@ -697,8 +706,9 @@ def prox_top_k(
         return params
     scores = [_scores(jnp.asarray(p), s) for p, s in present]
     acc = jnp.result_type(*[sc.dtype for sc in scores])
-    keep = _keep_top(jnp.concatenate([sc.astype(acc) for sc in scores]), jax.tree.leaves(k)[0])
-    out, start = [], 0
+    keep = _keep_top(jnp.concatenate([sc.astype(acc) for sc in scores]), k_leaves[0])
+    out: list[jax.Array | None] = []
+    start = 0
     it = iter(present)
     for p in leaves:
         if p is None:
