@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import assert_trees_bitwise_equal
 
 import l1optax
 
@@ -185,9 +186,7 @@ def test_zero_strength_is_the_base_optimizer():
         adam = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
         tx = l1optax.with_l1(adam, 0.0, method=method, learning_rate=0.1)
         got = optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
-        np.testing.assert_array_equal(
-            np.asarray(got).view(np.uint32), np.asarray(ref).view(np.uint32)
-        )
+        assert_trees_bitwise_equal(got, ref)
 
 
 # --- lam given as int: accepted and cast ---------------------------------------------------------

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import loop_fit
 
 import l1optax
 
@@ -40,12 +41,8 @@ def test_matches_the_papers_algorithm(per_coordinate, x64, maybe_jit):
         return 0.2 / (1.0 + jnp.asarray(count, jnp.float64) / 5.0)
 
     tx = optax.chain(optax.sgd(lr), l1optax.cumulative_l1(lr, jnp.asarray(lam)))
-    params = jnp.asarray(w0)
-    state = tx.init(params)
-    update = maybe_jit(tx.update)
-    for g in grads:
-        u, state = update(jnp.asarray(g), state, params)
-        params = optax.apply_updates(params, u)
+    jit = maybe_jit is jax.jit
+    params, state = loop_fit(tx, jnp.asarray(w0), [jnp.asarray(g) for g in grads], jit=jit)
     w_ref, q_ref, u_ref = _tsuruoka_reference(w0, grads, lambda t: 0.2 / (1.0 + t / 5.0), lam)
     np.testing.assert_allclose(params, w_ref, rtol=1e-12, atol=1e-13)
     np.testing.assert_array_equal(np.asarray(params) == 0, w_ref == 0)

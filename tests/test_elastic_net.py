@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import assert_trees_bitwise_equal, least_squares, scan_fit
 from conftest import rtol_for
 from hypothesis import given, settings
 from sklearn.linear_model import ElasticNet
@@ -133,21 +134,8 @@ def _problem():
 
 
 def _full_batch(tx, X, y, steps):
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
-
-    def loss(w):
-        return 0.5 * jnp.mean((Xj @ w - yj) ** 2)
-
-    @jax.jit
-    def go(w):
-        def body(carry, _):
-            w, s = carry
-            u, s = tx.update(jax.grad(loss)(w), s, w)
-            return (optax.apply_updates(w, u), s), None
-
-        return jax.lax.scan(body, (w, tx.init(w)), None, length=steps)[0][0]
-
-    return np.asarray(go(jnp.zeros(X.shape[1], Xj.dtype)))
+    w0 = jnp.zeros(X.shape[1], jnp.asarray(X).dtype)
+    return np.asarray(scan_fit(tx, w0, jax.grad(least_squares(X, y)), steps)[0])
 
 
 @pytest.mark.parametrize(
@@ -180,7 +168,7 @@ def test_elastic_net_optimizers_match_sklearn(name, x64):
 
 def test_zero_strengths_are_the_identity_bitwise(x64):
     x = jnp.array([1.1125369292536007e-308, -3.0, 0.1, 1e300])  # includes a subnormal
-    np.testing.assert_array_equal(l1optax.prox_elastic_net(x, (0.0, 0.0), 2.0), x)
-    np.testing.assert_array_equal(
+    assert_trees_bitwise_equal(l1optax.prox_elastic_net(x, (0.0, 0.0), 2.0), x)
+    assert_trees_bitwise_equal(
         l1optax.prox_elastic_net(x, (0.5, 0.0), 2.0), l1optax.prox_l1(x, 0.5, 2.0)
     )

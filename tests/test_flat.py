@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import assert_trees_bitwise_equal, loop_fit
 
 import l1optax
 from l1optax import FlatLayout, flat_layout
@@ -60,9 +61,7 @@ def test_ravel_equals_numpy_concatenation_and_round_trips_bitwise(rng, maybe_jit
     assert list(flat) == ["float32"]
     np.testing.assert_array_equal(np.asarray(flat["float32"], np.float64), _np_concat(params))
     back = maybe_jit(layout.unravel)(flat)
-    assert jax.tree.structure(back) == jax.tree.structure(params)
-    chex.assert_trees_all_equal(back, params)
-    chex.assert_trees_all_equal_dtypes(back, params)
+    assert_trees_bitwise_equal(back, params)
     assert layout.size == _np_concat(params).size == 4 * 3 + 3 + 2 + 1 + 0 + 5 + 2 + 8
     assert layout.num_leaves == 8
 
@@ -90,8 +89,7 @@ def test_mixed_dtypes_get_one_buffer_each_in_leaf_order(rng, x64):
             [np.asarray(params["a"], np.float64), np.asarray(params["c"], np.float64).ravel()]
         ),
     )
-    chex.assert_trees_all_equal(layout.unravel(flat), params)
-    chex.assert_trees_all_equal_dtypes(layout.unravel(flat), params)
+    assert_trees_bitwise_equal(layout.unravel(flat), params)
 
 
 def test_layout_is_hashable_static_and_equal_for_equal_structure(rng):
@@ -108,7 +106,7 @@ def test_layout_is_hashable_static_and_equal_for_equal_structure(rng):
 
     flat = flat_layout(p).ravel(p)
     g = jax.jit(lambda layout, fl: layout.unravel(fl), static_argnums=0)
-    chex.assert_trees_all_equal(g(flat_layout(q), flat), p)
+    assert_trees_bitwise_equal(g(flat_layout(q), flat), p)
     np.testing.assert_array_equal(f(flat), 2 * np.asarray(flat["float32"]))
 
 
@@ -165,7 +163,7 @@ def test_round_trip_property(shapes, seed):
     assert layout.size == sum(int(np.prod(s)) for s in shapes)
     if shapes:
         np.testing.assert_array_equal(np.asarray(flat["float32"], np.float64), _np_concat(params))
-    chex.assert_trees_all_equal(layout.unravel(flat), params)
+    assert_trees_bitwise_equal(layout.unravel(flat), params)
 
 
 # --- hyperparameters ----------------------------------------------------------------------
@@ -255,28 +253,12 @@ def _quadratic_loss(target):
 
 
 def _train_plain(tx, params, loss, steps):
-    @jax.jit
-    def step(p, s):
-        u, s = tx.update(jax.grad(loss)(p), s, p)
-        return optax.apply_updates(p, u), s
-
-    state = tx.init(params)
-    for _ in range(steps):
-        params, state = step(params, state)
-    return params, state
+    return loop_fit(tx, params, jax.grad(loss), steps, fused=True)
 
 
 def _train_flat(tx, params, loss, steps, layout):
-    @jax.jit
-    def step(f, s):
-        g = jax.grad(lambda f_: loss(layout.unravel(f_)))(f)
-        u, s = tx.update(g, s, f)
-        return optax.apply_updates(f, u), s
-
-    flat = layout.ravel(params)
-    state = tx.init(flat)
-    for _ in range(steps):
-        flat, state = step(flat, state)
+    grad = jax.grad(lambda f: loss(layout.unravel(f)))
+    flat, state = loop_fit(tx, layout.ravel(params), grad, steps, fused=True)
     return layout.unravel(flat), state
 
 

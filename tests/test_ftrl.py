@@ -8,18 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import least_squares, loop_fit, scan_fit
 from sklearn.linear_model import Lasso
 
 import l1optax
 
 
 def _run(tx, params, grads, steps, jit=False):
-    state = tx.init(params)
-    update = jax.jit(tx.update) if jit else tx.update
-    for _ in range(steps):
-        u, state = update(grads, state, params)
-        params = optax.apply_updates(params, u)
-    return params, state
+    return loop_fit(tx, params, grads, steps, jit=jit)
 
 
 # Source: tensorflow/tensorflow, tensorflow/python/training/ftrl_test.py (FtrlOptimizer, lr 3.0,
@@ -201,21 +197,8 @@ def _lasso_problem():
 
 
 def _full_batch(tx, X, y, steps):
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
-
-    def loss(w):
-        return 0.5 * jnp.mean((Xj @ w - yj) ** 2)
-
-    @jax.jit
-    def go(w):
-        def body(carry, _):
-            w, s = carry
-            u, s = tx.update(jax.grad(loss)(w), s, w)
-            return (optax.apply_updates(w, u), s), None
-
-        return jax.lax.scan(body, (w, tx.init(w)), None, length=steps)[0][0]
-
-    return np.asarray(go(jnp.zeros(X.shape[1], Xj.dtype)))
+    w0 = jnp.zeros(X.shape[1], jnp.asarray(X).dtype)
+    return np.asarray(scan_fit(tx, w0, jax.grad(least_squares(X, y)), steps)[0])
 
 
 def test_l1reg_per_step_reaches_the_lasso_solution(x64):
@@ -301,3 +284,12 @@ def test_bad_input():
 def test_non_scalar_strength_is_rejected():
     with pytest.raises(ValueError, match=r"`ftrl\(l1reg=...\)` must be a scalar or a schedule"):
         l1optax.ftrl(0.1, l1reg={"a": 0.1})
+
+
+def test_complex_leaves_are_rejected_at_init_with_the_leaf_path_and_dtype():
+    """FTRL clips z and accumulates g**2 (real operations): a complex leaf is a TypeError at init
+    that names ftrl, the leaf and its dtype, never a silently wrong update."""
+    tx = l1optax.ftrl(0.1, l1reg=0.01)
+    params = {"dense": {"kernel": jnp.ones(2), "z": jnp.array([1 + 1j, 2 + 0j], jnp.complex64)}}
+    with pytest.raises(TypeError, match=r"`ftrl`.*\['dense'\]\['z'\].*complex64"):
+        tx.init(params)

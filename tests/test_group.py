@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import scan_fit
 from hypothesis import given, settings
 
 import l1optax
@@ -204,16 +205,7 @@ def test_group_lasso_regression_matches_bcd_and_optimality(x64):
     def loss(w):
         return 0.5 * jnp.mean((Xj @ w.ravel() - yj) ** 2)
 
-    @jax.jit
-    def go(w):
-        def body(carry, _):
-            w, s = carry
-            u, s = tx.update(jax.grad(loss)(w), s, w)
-            return (optax.apply_updates(w, u), s), None
-
-        return jax.lax.scan(body, (w, tx.init(w)), None, length=4000)[0][0]
-
-    w = np.asarray(go(jnp.zeros((n_groups, size))))
+    w = np.asarray(scan_fit(tx, jnp.zeros((n_groups, size)), jax.grad(loss), 4000)[0])
     np.testing.assert_allclose(w, w_ref, atol=1e-6, rtol=0)
     zero = np.all(w == 0, axis=1)
     np.testing.assert_array_equal(zero, np.all(w_ref == 0, axis=1))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import assert_trees_bitwise_equal, least_squares, loop_fit, scan_fit
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Lasso
 
@@ -30,22 +31,8 @@ def _diabetes():
 
 def _fit(tx, steps=STEPS):
     X, y, _, _ = _diabetes()
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
-
-    def loss(w):
-        return 0.5 * jnp.mean((Xj @ w - yj) ** 2)
-
-    @jax.jit
-    def go(w):
-        def body(carry, _):
-            w, s = carry
-            u, s = tx.update(jax.grad(loss)(w), s, w)
-            return (optax.apply_updates(w, u), s), None
-
-        (w, _), _ = jax.lax.scan(body, (w, tx.init(w)), None, length=steps)
-        return w
-
-    return np.asarray(go(jnp.zeros(X.shape[1])))
+    grad = jax.grad(least_squares(X, y))
+    return np.asarray(scan_fit(tx, jnp.zeros(X.shape[1]), grad, steps)[0])
 
 
 def _assert_is_the_lasso(w):
@@ -135,16 +122,12 @@ def test_with_l1_injected_adam_is_prox_adam_bitwise():
     a = l1optax.with_l1(optax.inject_hyperparams(optax.adam)(learning_rate=0.05), 0.02)
     b = optax.inject_hyperparams(l1optax.prox_adam)(learning_rate=0.05, l1reg=0.02)
 
-    def run(tx):
-        p, s = params, tx.init(params)
-        for _ in range(5):
-            g = jax.tree.map(lambda x: jnp.sin(3 * x), p)
-            u, s = tx.update(g, s, p)
-            p = optax.apply_updates(p, u)
-        return p
+    def grads(p):
+        return jax.tree.map(lambda x: jnp.sin(3 * x), p)
 
-    pa, pb = run(a), run(b)
-    jax.tree.map(np.testing.assert_array_equal, pa, pb)
+    pa, _ = loop_fit(a, params, grads, 5, jit=False)
+    pb, _ = loop_fit(b, params, grads, 5, jit=False)
+    assert_trees_bitwise_equal(pa, pb)
 
 
 def test_prox_in_metric_zero_step_size_leaves_a_coordinate_bitwise_unchanged():
@@ -271,4 +254,4 @@ def test_soft_threshold_zeroes_subnormals_and_keeps_them_at_zero_threshold(dtype
     out = l1optax.soft_threshold(x, 0.5)
     np.testing.assert_array_equal(np.asarray(out, np.float32)[:4], 0.0)
     same = l1optax.soft_threshold(x, 0.0)
-    assert np.asarray(same).tobytes() == np.asarray(x).tobytes()  # identity bitwise at t = 0
+    assert_trees_bitwise_equal(same, x)  # the identity, bit for bit, at t = 0

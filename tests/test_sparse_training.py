@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import loop_fit, scan_fit
 
 import l1optax
 
@@ -101,13 +102,7 @@ def test_target_sparsity_hits_90_95_99_percent_on_digits_mlp_from_any_lambda():
             search_steps=6,
         )
 
-        def body(carry, ib):
-            p, s = carry
-            u, s = tx.update(jax.grad(loss)(p, ib), s, p)
-            return (optax.apply_updates(p, u), s), None
-
-        (params, state), _ = jax.lax.scan(body, (params, tx.init(params)), idx)
-        return params, state
+        return scan_fit(tx, params, jax.grad(loss), xs=idx, jit=False)
 
     targets = jnp.asarray([0.9, 0.95, 0.99], jnp.float32)
     lam0 = jnp.asarray([1e-2, 1e-4, 1e-6], jnp.float32)  # starting strengths 100x apart
@@ -135,15 +130,7 @@ def quadratic_problem(rng, n=200):
 
 
 def run(tx, params, grad_fn, steps, *, jit=True):
-    def body(carry, _):
-        p, s = carry
-        u, s = tx.update(jax.tree.map(grad_fn, p), s, p)
-        return (optax.apply_updates(p, u), s), None
-
-    def loop(carry):
-        return jax.lax.scan(body, carry, None, length=steps)[0]
-
-    return (jax.jit(loop) if jit else loop)((params, tx.init(params)))
+    return scan_fit(tx, params, lambda p: jax.tree.map(grad_fn, p), steps, jit=jit)
 
 
 def test_bisection_controller_follows_the_ramp_exactly_from_far_starting_lambdas(rng):
@@ -184,15 +171,10 @@ def test_per_leaf_targets_each_leaf_and_leaves_out_of_mask_get_no_penalty(rng):
     inner = optax.inject_hyperparams(l1optax.prox_sgd)(learning_rate=0.5, l1reg=1e-3)
     tx = l1optax.target_sparsity(inner, 0.7, end_step=20, per_leaf=True, mask=mask)
 
-    def body(carry, _):
-        p, s = carry
-        g = jax.tree.map(lambda w, c: w - c, p, centres)
-        u, s = tx.update(g, s, p)
-        return (optax.apply_updates(p, u), s), None
+    def grads(p):
+        return jax.tree.map(lambda w, c: w - c, p, centres)
 
-    (p, state), _ = jax.jit(lambda c: jax.lax.scan(body, c, None, length=30))(
-        (params, tx.init(params))
-    )
+    p, state = scan_fit(tx, params, grads, 30)
     for name in ("a", "b"):
         assert float(jnp.mean(p[name] == 0)) == pytest.approx(0.7, abs=0.04)
     np.testing.assert_allclose(np.asarray(p["bias"]), np.asarray(params["bias"]), rtol=1e-6)
@@ -301,10 +283,7 @@ def test_frozen_zeros_stay_exactly_zero_and_the_rest_trains_like_masked_adam(rng
 def test_frozen_support_keeps_bfloat16_zeros_exact():
     params = {"w": jnp.asarray([0.0, 1.0, 0.0, -2.0], jnp.bfloat16)}
     tx = l1optax.freeze_support(optax.adam(1e-1))
-    state = tx.init(params)
-    for _ in range(3):
-        u, state = tx.update({"w": jnp.ones(4, jnp.float32)}, state, params)
-        params = optax.apply_updates(params, u)
+    params, _ = loop_fit(tx, params, {"w": jnp.ones(4, jnp.float32)}, 3, jit=False)
     assert params["w"].dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(params["w"], np.float32)[[0, 2]], 0.0)
 
