@@ -22,7 +22,7 @@ model checked against the original's. Flax is imported only when these functions
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,17 @@ import numpy as np
 from l1optax import _validation as v
 
 Tree = Any
+Elementwise = Callable[[jax.Array], jax.Array]
+
+
+class _Grouped(Protocol):
+    feature_group_count: int  # nnx.Conv and nn.Conv
+
+
+class _Layer(TypedDict):
+    kind: str  # "dense" or "conv"
+    kernel: jax.Array | np.ndarray
+    bias: jax.Array | np.ndarray | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,9 +50,9 @@ Tree = Any
 
 
 def _plan(
-    layers: list[dict[str, Any]], between: list[Callable[[jax.Array], jax.Array]], *, fn: str
-):
-    """Computes kept units and new kernels/biases. ``layers[i]``: kind, kernel, bias, padding."""
+    layers: list[_Layer], between: list[Elementwise], *, fn: str
+) -> tuple[list[np.ndarray], list[np.ndarray | None], list[np.ndarray]]:
+    """Computes kept units and new kernels/biases. ``layers[i]``: kind, kernel, bias."""
     kernels = [np.asarray(layer["kernel"]) for layer in layers]
     biases = [None if layer["bias"] is None else np.asarray(layer["bias"]) for layer in layers]
     keeps = []
@@ -80,12 +91,15 @@ def _plan(
         # fold the constants of removed zero-input units (with live outgoing weights)
         fold = removable & ~dead_out & (constants != 0)
         if np.any(fold):
+            bias_next = biases[i + 1]
+            # a unit is folded only into a Dense next layer (2-d kernel) that has a bias
+            assert next_rows is not None and bias_next is not None
             contribution = np.einsum(
                 "j,pjo->o",
                 constants[fold].astype(np.float64),
                 next_rows[:, fold, :].astype(np.float64),
             )
-            biases[i + 1] = biases[i + 1] + contribution.astype(biases[i + 1].dtype)
+            biases[i + 1] = bias_next + contribution.astype(bias_next.dtype)
         kernels[i] = kernel[..., keep]
         if bias is not None:
             biases[i] = bias[keep]
@@ -96,6 +110,65 @@ def _plan(
             kernels[i + 1] = nxt[..., keep, :]
         keeps.append(keep)
     return kernels, biases, keeps
+
+
+def _split_stack(
+    entries: Sequence[Any],
+    read: Callable[[int, Any], tuple[Any, Any]],
+    types: tuple[type, type[_Grouped], type],
+    *,
+    prefix: str,
+    fn: str,
+    arg: str,
+) -> tuple[list[int], list[_Layer], list[Elementwise]]:
+    """Splits the entries of a ``Sequential`` into its layers and the functions between them.
+
+    ``types`` is ``(dense, conv, module)``: ``read(index, entry)`` gives the ``(kernel, bias)``
+    of a ``dense`` or ``conv`` entry, any other ``module`` is an error, and the remaining entries
+    (functions) are composed. Messages spell the types as ``prefix + name``. Returns the layers'
+    positions in ``entries``, the layers, and the function between each two of them.
+    """
+    dense, conv, module = types
+    names = (prefix + dense.__name__, prefix + conv.__name__)
+    positions: list[int] = []
+    layers: list[_Layer] = []
+    between: list[Elementwise] = []
+    pending: list[Callable] = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, (dense, conv)):
+            if isinstance(entry, conv) and entry.feature_group_count != 1:
+                raise ValueError(f"`{fn}`: layer {index} has feature_group_count != 1")
+            kernel, bias = read(index, entry)
+            if layers:
+                between.append(_compose(pending))
+            pending = []
+            positions.append(index)
+            layers.append(
+                {
+                    "kind": "conv" if isinstance(entry, conv) else "dense",
+                    "kernel": kernel,
+                    "bias": bias,
+                }
+            )
+        elif isinstance(entry, module):
+            raise ValueError(
+                f"`{fn}`: entry {index} is a {type(entry).__name__}; only {names[0]}, "
+                f"{names[1]} and elementwise functions are supported"
+            )
+        else:
+            pending.append(entry)
+    if not layers:
+        raise ValueError(f"`{fn}({arg}=...)` has no {names[0]} or {names[1]} layer")
+    return positions, layers, between
+
+
+def _cast_like(
+    kernel: np.ndarray, bias: np.ndarray | None, layer: _Layer
+) -> tuple[jax.Array, jax.Array | None]:
+    """The pruned kernel and bias as JAX arrays in the dtypes of the layer's own."""
+    old_bias = layer["bias"]
+    new_bias = None if bias is None or old_bias is None else jnp.asarray(bias, old_bias.dtype)
+    return jnp.asarray(kernel, layer["kernel"].dtype), new_bias
 
 
 def _constants(bias, out: int, f: Callable, *, conv: bool) -> np.ndarray:
@@ -180,39 +253,23 @@ def prune_units(model: Any, *, example_input: jax.Array | None = None) -> Any:
     if not isinstance(model, nnx.Sequential):
         raise TypeError(f"`{fn}(model=...)` must be an nnx.Sequential, got {type(model).__name__}")
     items = list(model.layers)
-    positions, layers, between = [], [], []
-    pending: list[Callable] = []
-    for index, item in enumerate(items):
-        if isinstance(item, nnx.Linear | nnx.Conv):
-            if isinstance(item, nnx.Conv) and item.feature_group_count != 1:
-                raise ValueError(f"`{fn}`: layer {index} has feature_group_count != 1")
-            if layers:
-                between.append(_compose(pending))
-            pending = []
-            positions.append(index)
-            layers.append(
-                {
-                    "kind": "conv" if isinstance(item, nnx.Conv) else "dense",
-                    "kernel": item.kernel[...],
-                    "bias": None if item.bias is None else item.bias[...],
-                }
-            )
-        elif isinstance(item, nnx.Module):
-            raise ValueError(
-                f"`{fn}`: entry {index} is a {type(item).__name__}; only nnx.Linear, nnx.Conv "
-                "and elementwise functions are supported"
-            )
-        else:
-            pending.append(item)
-    if not layers:
-        raise ValueError(f"`{fn}(model=...)` has no nnx.Linear or nnx.Conv layer")
+
+    def read(index: int, item: nnx.Linear | nnx.Conv) -> tuple[jax.Array, jax.Array | None]:
+        return item.kernel[...], None if item.bias is None else item.bias[...]
+
+    positions, layers, between = _split_stack(
+        items, read, (nnx.Linear, nnx.Conv, nnx.Module), prefix="nnx.", fn=fn, arg="model"
+    )
     kernels, biases, _ = _plan(layers, between, fn=fn)
     new_items = list(items)
-    for pos, kernel, bias in zip(positions, kernels, biases, strict=True):
-        layer = nnx.clone(items[pos])
-        layer.kernel = nnx.Param(jnp.asarray(kernel, items[pos].kernel[...].dtype))
-        if bias is not None:
-            layer.bias = nnx.Param(jnp.asarray(bias, items[pos].bias[...].dtype))
+    for pos, kernel, bias, entry in zip(positions, kernels, biases, layers, strict=True):
+        old = items[pos]
+        assert isinstance(old, nnx.Linear | nnx.Conv)  # _split_stack found a layer there
+        layer = nnx.clone(old)
+        new_kernel, new_bias = _cast_like(kernel, bias, entry)
+        layer.kernel = nnx.Param(new_kernel)
+        if new_bias is not None:
+            layer.bias = nnx.Param(new_bias)
         layer.in_features = int(kernel.shape[-2])
         layer.out_features = int(kernel.shape[-1])
         if hasattr(layer, "kernel_shape"):
@@ -283,43 +340,27 @@ def prune_units_linen(
         raise TypeError(f"`{fn}(module=...)` must be an nn.Sequential, got {type(module).__name__}")
     wrapped = isinstance(params, dict) and set(params) == {"params"}
     inner = params["params"] if wrapped else params
-    positions, layers, between = [], [], []
-    pending: list[Callable] = []
-    for index, item in enumerate(module.layers):
-        if isinstance(item, nn.Dense | nn.Conv):
-            if isinstance(item, nn.Conv) and item.feature_group_count != 1:
-                raise ValueError(f"`{fn}`: layer {index} has feature_group_count != 1")
-            name = f"layers_{index}"
-            if name not in inner:
-                raise ValueError(f"`{fn}(params=...)` has no entry {name!r} for layer {index}")
-            if layers:
-                between.append(_compose(pending))
-            pending = []
-            positions.append(index)
-            layers.append(
-                {
-                    "kind": "conv" if isinstance(item, nn.Conv) else "dense",
-                    "kernel": inner[name]["kernel"],
-                    "bias": inner[name].get("bias"),
-                }
-            )
-        elif isinstance(item, nn.Module):
-            raise ValueError(
-                f"`{fn}`: entry {index} is a {type(item).__name__}; only nn.Dense, nn.Conv and "
-                "elementwise functions are supported"
-            )
-        else:
-            pending.append(item)
-    if not layers:
-        raise ValueError(f"`{fn}(module=...)` has no nn.Dense or nn.Conv layer")
+
+    def read(index: int, item: nn.Dense | nn.Conv) -> tuple[Any, Any]:
+        name = f"layers_{index}"
+        if name not in inner:
+            raise ValueError(f"`{fn}(params=...)` has no entry {name!r} for layer {index}")
+        return inner[name]["kernel"], inner[name].get("bias")
+
+    positions, layers, between = _split_stack(
+        module.layers, read, (nn.Dense, nn.Conv, nn.Module), prefix="nn.", fn=fn, arg="module"
+    )
     kernels, biases, _ = _plan(layers, between, fn=fn)
     new_layers = list(module.layers)
     new_inner = dict(inner)
     for pos, kernel, bias, layer in zip(positions, kernels, biases, layers, strict=True):
-        new_layers[pos] = module.layers[pos].clone(features=int(kernel.shape[-1]))
-        entry = {"kernel": jnp.asarray(kernel, layer["kernel"].dtype)}
-        if bias is not None:
-            entry["bias"] = jnp.asarray(bias, layer["bias"].dtype)
+        old = module.layers[pos]
+        assert isinstance(old, nn.Dense | nn.Conv)  # _split_stack found a layer there
+        new_layers[pos] = old.clone(features=int(kernel.shape[-1]))
+        new_kernel, new_bias = _cast_like(kernel, bias, layer)
+        entry = {"kernel": new_kernel}
+        if new_bias is not None:
+            entry["bias"] = new_bias
         new_inner[f"layers_{pos}"] = entry
     new_module = nn.Sequential(new_layers)
     new_params = {"params": new_inner} if wrapped else new_inner
