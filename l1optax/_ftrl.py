@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from l1optax import _validation as v
+from l1optax._nonconvex import _check_real_leaves
 from l1optax._transforms import ScalarOrSchedule, _at
 
 Tree = Any
@@ -19,7 +20,7 @@ class FtrlState(NamedTuple):
     """State of :func:`ftrl`: the step count, the squared-gradient accumulator :math:`n` and the
     linear term :math:`z` (TensorFlow's ``accum`` and ``linear`` slots)."""
 
-    count: jax.Array  # int32
+    count: jax.Array  # type: ignore[assignment]  # int32 (shadows tuple.count, as in optax)
     accumulator: Tree
     linear: Tree
 
@@ -100,8 +101,9 @@ def ftrl(
         ``optax.inject_hyperparams``: a learning rate <= 0, a negative strength, ``beta``,
         ``l2_shrinkage`` or ``initial_accumulator_value``, a positive ``learning_rate_power``)
         make the weights NaN.
-      TypeError: a parameter leaf is not floating-point, a numeric hyperparameter is a string,
-        bool or complex, or ``l1reg_per_step`` is not a bool.
+      TypeError: a parameter leaf is not real floating-point (``init`` rejects complex leaves:
+        the update clips :math:`z` and accumulates :math:`g^2`, defined for real coordinates), a
+        numeric hyperparameter is a string, bool or complex, or ``l1reg_per_step`` is not a bool.
 
     Examples:
       >>> import jax.numpy as jnp, optax
@@ -151,7 +153,7 @@ def ftrl(
     sqrt_power = isinstance(learning_rate_power, float | int) and learning_rate_power == -0.5
 
     def init_fn(params):
-        v.check_float_leaves(params, fn=fn)
+        _check_real_leaves(params, fn=fn)
 
         def leaf(p):
             acc = jnp.finfo(v.compute_dtype(p.dtype)).dtype
