@@ -1,32 +1,39 @@
 """Sparse training: test accuracy against exact sparsity, L1 / nonconvex proxes vs magnitude pruning.
 
 For each task and each target sparsity (fraction of exactly-zero kernel weights, biases not
-counted) this trains, with Adam at the same learning rate and the same number of steps:
+counted) this trains, with Adam at the same learning rate, over the same batches and for the
+same number of steps (every method gets the same training budget):
 
 * ``adam``: dense Adam (the reference accuracy, sparsity 0);
 * ``gmp global`` / ``gmp layer``: gradual magnitude pruning (Zhu & Gupta 2017: cubic schedule
-  from 5% to 60% of training, mask recomputed every 1% of training, global or per-layer top-k),
-  written here as the field's baseline;
-* ``one-shot + ft``: dense Adam for half the steps, global magnitude pruning to the target, then
-  fine-tuning with ``l1optax.freeze_support(adam)`` for the other half;
-* ``l1 (prox_adam)``: ``prox_adam`` wrapped in ``l1optax.target_sparsity`` (same cubic ramp);
+  from 5% to 60% of training, mask recomputed every 1% of training, global or per-layer top-k,
+  then trained on with the mask fixed), written here as the field's baseline;
+* ``one-shot + ft``: dense Adam for 60% of the steps, global magnitude pruning to the target,
+  then fine-tuning with ``l1optax.freeze_support(adam)`` for the other 40%;
+* ``l1 (prox_adam)``: ``prox_adam`` wrapped in ``l1optax.target_sparsity`` (same cubic ramp,
+  the target held to the end);
 * ``l0`` / ``mcp`` / ``l_half``: the nonconvex proxes, strength adapted by ``target_sparsity``,
   in Adam's metric through ``prox_adam(..., prox=...)`` when that argument exists, otherwise
   (``metric`` column: ``uniform``) as ``chain(adam, apply_prox(prox, lr, ...))``;
-* ``group``: group lasso over hidden units / channels (structured); its sparsity is the fraction
-  of kernel weights removed by physically deleting the zeroed units (their incoming and outgoing
-  weights), so it is reported at the sparsity it reached.
+* ``l1 + ft`` / ``l0 + ft`` / ``mcp + ft``: the same run up to the end of the ramp (60%), then
+  the support it found fine-tuned with ``freeze_support(adam)`` for the last 40% (the recipe
+  after learned soft thresholding, STR; GMP fixes its mask at the same step);
+* ``group``: group lasso over hidden units / channels (structured), in Adam's metric, each
+  hidden layer asked to lose the fraction of its units that gives the column's sparsity once
+  the zeroed units are physically deleted (``group_unit_target``); its sparsity is the fraction
+  of kernel weights removed by deleting them (their incoming and outgoing weights).
 
-Tasks: ``mlp`` (digits 64-256-256-10), ``cnn`` (digits 8x8x1, conv 16-32 + dense) and
-``mnist1d`` (40-256-256-10 on the procedurally generated MNIST-1D, when the ``mnist1d`` package is
-installed; no download). Every configuration (seeds x targets) of a method is trained at once
-with ``jax.vmap``. Also measured: inference time of a group-lasso MLP, dense vs physically pruned
-(``l1optax.prune_units``) vs BCOO kernels (``l1optax.to_bcoo``).
+Tasks: ``mlp`` (digits 61-256-256-10), ``cnn`` (digits 8x8x1, 3x3 conv 8-16 + dense) and
+``mnist1d`` (40-256-256-10 on MNIST-1D, generated procedurally by the ``mnist1d`` package when
+it is installed; no download). Every configuration (seeds x targets) of a method is trained at
+once with ``jax.vmap`` (GMP: ``lax.map``, so it sorts only at its pruning steps), in chunks of
+steps through one compiled program per method. Also measured: inference time of a group-lasso
+MLP, dense vs physically pruned (``l1optax.prune_units``) vs BCOO kernels (``l1optax.to_bcoo``).
 
 Usage::
 
-    python benchmarks/sparse_training.py                 # full run (3 seeds, 3 tasks)
-    python benchmarks/sparse_training.py --quick         # smoke mode (the test suite runs this)
+    python benchmarks/sparse_training.py --fast-compile   # full run (3 seeds, 3 tasks)
+    python benchmarks/sparse_training.py --quick          # smoke mode (the test suite runs this)
     python benchmarks/sparse_training.py --json out.json --plot plot.png
 """
 
@@ -36,6 +43,7 @@ import argparse
 import functools
 import inspect
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,14 +63,36 @@ METHODS = (
     "gmp layer",
     "one-shot + ft",
     "l1 (prox_adam)",
+    "l1 + ft",
     "l0",
+    "l0 + ft",
     "mcp",
+    "mcp + ft",
     "l_half",
     "group",
 )
-# --quick: one method of each kind (magnitude pruning, target_sparsity, group lasso + pruning)
-QUICK_METHODS = ("gmp global", "l1 (prox_adam)", "group")
-SEARCH_STEPS = 5  # bisection steps of target_sparsity per update (resolution ~4% in lambda)
+# "<method> + ft": the method's run up to the end of its sparsity ramp, then the found support
+# fine-tuned with freeze_support(adam) for the remaining steps (STR's recipe; GMP fixes its mask
+# at the same step)
+FINETUNED = {"l1 + ft": "l1 (prox_adam)", "l0 + ft": "l0", "mcp + ft": "mcp"}
+# --quick: one method of each kind (magnitude pruning, target_sparsity + frozen fine-tune,
+# group lasso + pruning), on the MLP and the CNN
+QUICK_METHODS = {
+    "mlp": ("gmp global", "l1 (prox_adam)", "l1 + ft", "group"),
+    "cnn": ("l1 + ft",),
+}
+SEARCH_STEPS = 4  # bisection steps of target_sparsity per update (resolution ~9% in lambda)
+# XLA's CPU backend spends most of a short run compiling; --quick (and --fast-compile) turn its
+# LLVM optimisation off (compiles ~3x faster; the elementwise kernels run slower)
+COMPILER_OPTIONS: dict = {}
+COMPILER_OPTIONS_KEY = [""]
+
+
+def _ramp(total_steps: int) -> tuple[int, int]:
+    """Begin and end of every sparsity ramp: 5% and 60% of the steps (Zhu & Gupta's shape)."""
+    return int(0.05 * total_steps), int(0.6 * total_steps)
+
+
 HAS_PROX_ARG = "prox" in inspect.signature(l1optax.prox_adam).parameters
 
 # --------------------------------------------------------------------------------------------
@@ -144,10 +174,19 @@ def cnn_init(channels=(16, 32)):
 
 
 def _conv(x, layer):
-    y = jax.lax.conv_general_dilated(
-        x, layer["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    """3x3 'SAME' convolution (NHWC, HWIO) as one matmul over the 9 shifted copies (im2col).
+
+    Equal to ``lax.conv_general_dilated``; under ``vmap`` over parameters a convolution becomes
+    a grouped convolution, which XLA's CPU backend runs ~3x slower than this batched matmul.
+    """
+    kernel = layer["kernel"]
+    kh, kw = kernel.shape[:2]
+    h, w = x.shape[1:3]
+    xp = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    patches = jnp.concatenate(
+        [xp[:, i : i + h, j : j + w, :] for i in range(kh) for j in range(kw)], axis=-1
     )
-    return y + layer["bias"]
+    return patches @ kernel.reshape(-1, kernel.shape[-1]) + layer["bias"]
 
 
 def cnn_apply(params, x):
@@ -180,10 +219,10 @@ def load_task(name: str, *, quick: bool) -> Task:
                 mlp_apply,
                 hidden,
                 2e-3,
-                2 if quick else 40,
-                64,
+                2 if quick else 12,
+                128,
             )
-        channels = (4, 8) if quick else (16, 32)
+        channels = (4, 8) if quick else (8, 16)
         return Task(
             name,
             x_tr,
@@ -194,8 +233,8 @@ def load_task(name: str, *, quick: bool) -> Task:
             cnn_apply,
             ("conv_0", "conv_1"),
             2e-3,
-            2 if quick else 40,
-            64,
+            2 if quick else 10,
+            128,
         )
     if name == "mnist1d":
         from mnist1d.data import get_dataset_args, make_dataset
@@ -215,8 +254,8 @@ def load_task(name: str, *, quick: bool) -> Task:
             mlp_apply,
             ("dense_0", "dense_1"),
             2e-3,
-            30,
-            64,
+            1 if quick else 3,
+            100,
         )
     raise ValueError(f"unknown task {name!r}")
 
@@ -265,10 +304,6 @@ def structured_sparsity(task: Task, params) -> jax.Array:
 # --------------------------------------------------------------------------------------------
 # methods
 # --------------------------------------------------------------------------------------------
-
-
-class MaskedAdamState(tuple):
-    pass
 
 
 def gradual_magnitude_pruning(
@@ -337,7 +372,7 @@ def _prox_in_metric(lr, hyper, prox, mask):
 
 def make_tx(method: str, task: Task, params, target, total_steps: int):
     lr = task.lr
-    begin, end = int(0.05 * total_steps), int(0.6 * total_steps)
+    begin, end = _ramp(total_steps)
     kmask = kernel_mask(params)
     ts = functools.partial(
         l1optax.target_sparsity, begin_step=begin, end_step=end, search_steps=SEARCH_STEPS
@@ -390,7 +425,9 @@ def make_tx(method: str, task: Task, params, target, total_steps: int):
             factory = lambda lam: optax.chain(  # noqa: E731
                 optax.adam(lr), l1optax.apply_group_l1_prox(lr, lam, axis=-1, mask=hmask)
             )
-        return ts(factory, target, mask=hmask, l1reg=1e-4)
+        # per-layer targets (the fraction of units each hidden layer loses, from
+        # group_unit_target), so that the structured sparsity lands near the column's
+        return ts(factory, target, mask=hmask, per_leaf=True, l1reg=1e-4)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -416,44 +453,110 @@ def batch_indices(task: Task, seeds: Sequence[int], epochs: int) -> np.ndarray:
     return np.stack(out)
 
 
-def train_configs(
-    task: Task, method: str, seeds, targets, *, epochs: int, params0=None, freeze: bool = False
-):
-    """Trains every (seed, target) pair; returns final params (leading axis: configuration)."""
-    seeds_arr = np.repeat(np.asarray(seeds), len(targets))
-    targets_arr = np.tile(np.asarray(targets, np.float32), len(seeds))
-    idx = batch_indices(task, seeds, epochs)
-    idx = np.repeat(idx, len(targets), axis=0)
-    steps = idx.shape[1]
+def _compile(fn, *args):
+    """``jax.jit(fn)`` compiled for ``args`` with the module's ``COMPILER_OPTIONS``."""
+    lowered = jax.jit(fn).lower(*args)
+    if COMPILER_OPTIONS:
+        return lowered.compile(compiler_options=COMPILER_OPTIONS)
+    return lowered.compile()
+
+
+def _loss_fn(task: Task):
     xs, ys = jnp.asarray(task.x_train), jnp.asarray(task.y_train)
 
     def loss(p, ib):
         logits = task.apply(p, xs[ib])
         return optax.softmax_cross_entropy_with_integer_labels(logits, ys[ib]).mean()
 
-    def one(seed, target, index, start):
-        params = task.init(jax.random.PRNGKey(seed)) if start is None else start
-        if freeze:
-            tx = l1optax.freeze_support(optax.adam(task.lr), mask=kernel_mask(params))
-        else:
-            tx = make_tx(method, task, params, target, steps)
+    return loss
 
-        def body(carry, ib):
-            p, s = carry
-            u, s = tx.update(jax.grad(loss)(p, ib), s, p)
-            return (optax.apply_updates(p, u), s), None
 
-        (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), index)
-        return params
+def _scan_train(tx, loss, params, state, index):
+    def body(carry, ib):
+        p, s = carry
+        u, s = tx.update(jax.grad(loss)(p, ib), s, p)
+        return (optax.apply_updates(p, u), s), None
 
-    if params0 is None:
-        if method.startswith("gmp"):
-            run = jax.jit(lambda *a: jax.lax.map(lambda x: one(*x, None), a))
-        else:
-            run = jax.jit(jax.vmap(lambda s, t, i: one(s, t, i, None)))
-        return run(jnp.asarray(seeds_arr), jnp.asarray(targets_arr), jnp.asarray(idx))
-    run = jax.jit(jax.vmap(one))
-    return run(jnp.asarray(seeds_arr), jnp.asarray(targets_arr), jnp.asarray(idx), params0)
+    (params, state), _ = jax.lax.scan(body, (params, state), index)
+    return params, state
+
+
+_RUNNERS: dict = {}
+
+
+def train_configs(
+    task: Task, method: str, seeds_arr, targets_arr, index, *, total_steps: int, start=None
+):
+    """Trains every configuration (one row of ``index`` each) with ``make_tx(method, ...)``.
+
+    ``seeds_arr``/``targets_arr`` give each configuration's seed and target; ``index`` its
+    batches for this phase (configuration x step x batch); ``total_steps`` the length of the
+    whole run (the schedules' clock). ``start``: ``(params, state)`` to continue from (a later
+    phase of the same run), or None to initialise. Returns ``(params, state)``, stacked.
+
+    The steps run in chunks of ``_chunk(total_steps)`` through one compiled program per
+    (task, method, shapes), so a run split into phases compiles once.
+    """
+    loss = _loss_fn(task)
+    seeds_arr, targets_arr = jnp.asarray(seeds_arr), jnp.asarray(targets_arr)
+
+    def init_one(seed, target):
+        params = task.init(jax.random.PRNGKey(seed))
+        return params, make_tx(method, task, params, target, total_steps).init(params)
+
+    def chunk_one(target, idx, carry):
+        tx = make_tx(method, task, carry[0], target, total_steps)
+        return _scan_train(tx, loss, *carry, idx)
+
+    if start is None:
+        start = jax.jit(jax.vmap(init_one))(seeds_arr, targets_arr)
+    chunk = _chunk(total_steps)
+    index = jnp.asarray(index)
+    if method.startswith("gmp"):
+        # a real branch (configurations one by one), so GMP sorts only at its pruning steps
+        fn = lambda *a: jax.lax.map(lambda x: chunk_one(*x), a)  # noqa: E731
+    else:
+        fn = jax.vmap(chunk_one)
+    shapes = repr(jax.tree.map(jnp.shape, start[0]))
+    key = (
+        task.name,
+        method,
+        index.shape[0],
+        index.shape[2],
+        shapes,
+        chunk,
+        total_steps,
+        COMPILER_OPTIONS_KEY[0],
+    )
+    carry = start
+    for c in range(0, index.shape[1], chunk):
+        args = (targets_arr, index[:, c : c + chunk], carry)
+        if key not in _RUNNERS:
+            _RUNNERS[key] = _compile(fn, *args)
+        carry = _RUNNERS[key](*args)
+    return carry
+
+
+def _chunk(total_steps: int) -> int:
+    """Steps per compiled chunk: divides both phases (before and after the ramp's end)."""
+    switch = _ramp(total_steps)[1]
+    return math.gcd(switch, total_steps - switch) or total_steps
+
+
+def finetune_frozen(task: Task, params, index):
+    """``l1optax.freeze_support(adam)`` from ``params`` (stacked) over ``index``; one compile."""
+    loss = _loss_fn(task)
+
+    def one(p, idx):
+        tx = l1optax.freeze_support(optax.adam(task.lr), mask=kernel_mask(p))
+        return _scan_train(tx, loss, p, tx.init(p), idx)[0]
+
+    index = jnp.asarray(index)
+    key = ("frozen", task.name, index.shape, repr(jax.tree.map(jnp.shape, params)))
+    key += (COMPILER_OPTIONS_KEY[0],)
+    if key not in _RUNNERS:
+        _RUNNERS[key] = _compile(jax.vmap(one), params, index)
+    return _RUNNERS[key](params, index)
 
 
 def magnitude_prune(params, target):
@@ -467,6 +570,31 @@ def magnitude_prune(params, target):
     }
 
 
+def group_unit_target(task: Task, params, sparsity: float) -> float:
+    """The fraction of units each hidden layer must lose for ``sparsity`` structured sparsity.
+
+    If every hidden layer keeps a fraction k of its units (outputs), the kernel weights left
+    are ``sum(size * keep_in * keep_out)``; k is found by bisection so that the fraction removed
+    is ``sparsity``, and ``1 - k`` is the per-layer exact-zero target for group lasso.
+    """
+    names = list(params)
+    sizes = [int(np.size(params[n]["kernel"])) for n in names]
+
+    def removed(k):
+        left, keep_in = 0.0, 1.0
+        for name, size in zip(names, sizes, strict=True):
+            keep_out = k if name in task.hidden else 1.0
+            left += size * keep_in * keep_out
+            keep_in = keep_out
+        return 1.0 - left / sum(sizes)
+
+    lo, hi = 0.0, 1.0  # removed(k) decreases in k
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if removed(mid) > sparsity else (lo, mid)
+    return float(min(1.0 - lo, 0.999))
+
+
 def evaluate(task: Task, params, method: str):
     xt, yt = jnp.asarray(task.x_test), jnp.asarray(task.y_test)
 
@@ -475,25 +603,78 @@ def evaluate(task: Task, params, method: str):
         sp = structured_sparsity(task, p) if method == "group" else kernel_sparsity(p)
         return acc, sp
 
-    acc, sp = jax.jit(jax.vmap(one))(params)
+    key = ("eval", task.name, method == "group", repr(jax.tree.map(jnp.shape, params)))
+    if key not in _RUNNERS:
+        _RUNNERS[key] = jax.jit(jax.vmap(one))
+    acc, sp = _RUNNERS[key](params)
     return np.asarray(acc, np.float64), np.asarray(sp, np.float64)
 
 
-def run_method(task: Task, method: str, seeds, targets, epochs: int):
+def run_method(task: Task, method: str, seeds, targets, epochs: int, cache=None):
+    """Trains ``method`` for every (seed, target); returns targets, accuracy, sparsity, params.
+
+    Every method gets the same steps (``epochs`` over the same batches). Methods that switch to
+    a frozen-support fine-tune (``one-shot + ft``, ``* + ft``) do it at the end of the sparsity
+    ramp (60% of the steps), where gradual magnitude pruning also fixes its mask. ``cache``
+    (a dict) shares the first 60% of a run between a method and its ``+ ft`` variant.
+    """
+    cache = {} if cache is None else cache
+    idx_seed = batch_indices(task, seeds, epochs)
+    total = idx_seed.shape[1]
+    switch = _ramp(total)[1]
     if method == "adam":
-        params = train_configs(task, method, seeds, [0.0], epochs=epochs)
-        return [0.0], *evaluate(task, params, method), params
-    if method == "one-shot + ft":
-        half = max(epochs // 2, 1)
-        dense = train_configs(task, "adam", seeds, [0.0], epochs=half)
-        dense = jax.tree.map(lambda x: jnp.repeat(x, len(targets), axis=0), dense)
-        t = jnp.tile(jnp.asarray(targets, jnp.float32), len(seeds))
-        pruned = jax.jit(jax.vmap(magnitude_prune))(dense, t)
-        params = train_configs(
-            task, "adam", seeds, targets, epochs=epochs - half, params0=pruned, freeze=True
+        params, _ = train_configs(
+            task,
+            method,
+            np.asarray(seeds),
+            np.zeros(len(seeds), np.float32),
+            idx_seed,
+            total_steps=total,
         )
+        return [0.0], *evaluate(task, params, method), params
+    n_t = len(targets)
+    seeds_arr = np.repeat(np.asarray(seeds), n_t)
+    targets_arr = np.tile(np.asarray(targets, np.float32), len(seeds))
+    idx = np.repeat(idx_seed, n_t, axis=0)
+    if method == "one-shot + ft":
+        dense, _ = train_configs(
+            task,
+            "adam",
+            np.asarray(seeds),
+            np.zeros(len(seeds), np.float32),
+            idx_seed[:, :switch],
+            total_steps=total,
+        )
+        dense = jax.tree.map(lambda x: jnp.repeat(x, n_t, axis=0), dense)
+        pruned = jax.jit(jax.vmap(magnitude_prune))(dense, jnp.asarray(targets_arr))
+        params = finetune_frozen(task, pruned, idx[:, switch:])
         return list(targets), *evaluate(task, params, method), params
-    params = train_configs(task, method, seeds, targets, epochs=epochs)
+    run_targets = targets_arr
+    if method == "group":
+        p0 = task.init(jax.random.PRNGKey(0))
+        run_targets = np.asarray([group_unit_target(task, p0, t) for t in targets_arr], np.float32)
+    base = FINETUNED.get(method, method)
+    key = (task.name, base, tuple(seeds), tuple(targets), epochs)
+    if method in FINETUNED or base in FINETUNED.values():
+        if key not in cache:
+            cache[key] = train_configs(
+                task, base, seeds_arr, run_targets, idx[:, :switch], total_steps=total
+            )
+        first = cache[key]
+        if method in FINETUNED:
+            params = finetune_frozen(task, first[0], idx[:, switch:])
+        else:
+            params, _ = train_configs(
+                task,
+                base,
+                seeds_arr,
+                run_targets,
+                idx[:, switch:],
+                total_steps=total,
+                start=first,
+            )
+    else:
+        params, _ = train_configs(task, method, seeds_arr, run_targets, idx, total_steps=total)
     return list(targets), *evaluate(task, params, method), params
 
 
@@ -665,12 +846,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     parser.add_argument("--plot", default=None, help="write the accuracy-vs-sparsity plot here")
     parser.add_argument("--no-timing", action="store_true", help="skip the inference timing")
+    parser.add_argument(
+        "--fast-compile",
+        action="store_true",
+        help="compile with XLA's CPU optimisations off (default with --quick)",
+    )
     args = parser.parse_args(argv)
+    COMPILER_OPTIONS.clear()
+    if args.quick or args.fast_compile:
+        COMPILER_OPTIONS["xla_backend_optimization_level"] = 0
+    COMPILER_OPTIONS_KEY[0] = repr(sorted(COMPILER_OPTIONS.items()))
 
     if args.tasks:
         tasks = args.tasks.split(",")
     elif args.quick:
-        tasks = ["mlp"]
+        tasks = list(QUICK_METHODS)
     else:
         tasks = ["mlp", "cnn", "mnist1d"]
         try:
@@ -680,24 +870,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks.remove("mnist1d")
     if args.methods:
         methods = args.methods.split(",")
-    elif args.quick:
-        methods = list(QUICK_METHODS)
     else:
         methods = list(METHODS)
     for m in methods:
         if m not in METHODS:
             parser.error(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    task_methods = {
+        name: list(QUICK_METHODS.get(name, methods)) if args.quick and not args.methods else methods
+        for name in tasks
+    }
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     targets = (0.9, 0.99) if args.quick else TARGETS
 
-    results, timing = [], None
+    results, timing, cache, errors = [], None, {}, []
     started = time.perf_counter()
     for name in tasks:
         task = load_task(name, quick=args.quick)
         epochs = args.epochs or task.epochs
-        for method in methods:
+        cache.clear()
+        for method in task_methods[name]:
             t0 = time.perf_counter()
-            tgts, acc, sp, params = run_method(task, method, seeds, targets, epochs)
+            try:
+                tgts, acc, sp, params = run_method(task, method, seeds, targets, epochs, cache)
+            except Exception as err:  # noqa: BLE001 - one failing method must not lose the run
+                if args.quick:
+                    raise
+                errors.append({"task": name, "method": method, "error": repr(err)})
+                print(f"{name:8s} {method:16s} FAILED: {err!r}", file=sys.stderr, flush=True)
+                continue
             acc = acc.reshape(len(seeds), len(tgts))
             sp = sp.reshape(len(seeds), len(tgts))
             for j, t in enumerate(tgts):
@@ -708,8 +908,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "target": float(t),
                         "accuracy": acc[:, j].tolist(),
                         "sparsity": sp[:, j].tolist(),
+                        "steps": len(batch_indices(task, [0], epochs)[0]),
+                        "seconds": time.perf_counter() - t0,
                     }
                 )
+            if args.json:  # a partial file after every method, in case the run is cut short
+                with open(args.json, "w") as f:
+                    json.dump({"raw": results, "errors": errors, "partial": True}, f, indent=1)
             print(
                 f"{name:8s} {method:16s} {time.perf_counter() - t0:6.1f}s  "
                 + "  ".join(
@@ -748,6 +953,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": list(targets),
         "seeds": seeds,
         "jax": jax.__version__,
+        "compiler_options": dict(COMPILER_OPTIONS),
+        "errors": errors,
+        "seconds": time.perf_counter() - started,
     }
     if args.json:
         with open(args.json, "w") as f:
