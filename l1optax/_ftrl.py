@@ -10,7 +10,6 @@ import numpy as np
 import optax
 
 from l1optax import _validation as v
-from l1optax._nonconvex import _check_real_leaves
 from l1optax._transforms import ScalarOrSchedule, _at
 
 Tree = Any
@@ -153,7 +152,8 @@ def ftrl(
     sqrt_power = isinstance(learning_rate_power, float | int) and learning_rate_power == -0.5
 
     def init_fn(params):
-        _check_real_leaves(params, fn=fn)
+        params = v.scalars_as_arrays(params)
+        v.check_real_leaves(params, fn=fn)
 
         def leaf(p):
             acc = jnp.finfo(v.compute_dtype(p.dtype)).dtype
@@ -178,7 +178,7 @@ def ftrl(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         eta = _at(learning_rate, state.count)
         lam1 = _at(l1reg, state.count)
         lam2 = _at(l2reg, state.count)

@@ -61,6 +61,12 @@ def _normalize_axis(axis: Axis, ndim: int, *, fn: str, where: str) -> tuple[int,
 
 def _broadcast_axis(axis: Any, params: Tree, *, fn: str) -> Tree:
     """One axis spec per parameter leaf (a tree with the structure of ``params``)."""
+    if any(isinstance(a, jax.Array) for a in jax.tree.leaves(axis)):
+        raise TypeError(
+            f"`{fn}(axis=...)` must be Python ints (a static group layout), got a JAX array "
+            f"{axis!r}; under optax.inject_hyperparams, which turns every number into an array, "
+            f'build it with optax.inject_hyperparams({fn}, static_args=("axis",))'
+        )
     if _is_axis_leaf(axis):
         return jax.tree.map(lambda p: axis, params, is_leaf=v.is_none)
     try:
@@ -539,7 +545,7 @@ def apply_group_l1_prox(
 
     def init_fn(params):
         # Validate the axes and weights against the parameters once, eagerly.
-        _per_leaf(params, axis, weights, fn=fn)
+        _per_leaf(v.scalars_as_arrays(params), axis, weights, fn=fn)
         return inner.init(params)
 
     tx = optax.GradientTransformation(init_fn, inner.update)

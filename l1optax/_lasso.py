@@ -30,9 +30,13 @@ from jax.experimental import sparse as jsparse
 from l1optax import _validation as v
 
 _LOSSES = ("squared", "logistic")
-_FIRST_CAPACITY = 32
-_GROWTH = 4  # capacities 32, 128, 512, ..., p: few compiled branches
+_FIRST_SIZE = 32  # the first working set
+_FIRST_CAPACITY = 128
+_GROWTH = 4  # compiled capacities 128, 512, 2048, ..., p (p alone up to 256): few branches
 _INNER_FRACTION = 0.3  # the working-set problem is solved to this fraction of the target gap
+_ANDERSON = 5  # Anderson acceleration: extrapolate from the last 5 + 1 epochs (skglm's choice)
+_UNROLL = 4  # coordinates per coordinate-descent loop step
+_NEWTON_MAX = 512  # working-set capacities up to this try the exact point on the support
 
 
 class LassoInfo(NamedTuple):
@@ -49,7 +53,7 @@ class LassoInfo(NamedTuple):
       converged: bool, ``gap <= tol * primal``.
       num_outer: int32, outer iterations (full gradients) run.
       num_inner: int32, inner coordinate-descent epochs run (all working sets together).
-      ws_size: int32, the working-set capacity used last.
+      ws_size: int32, the working-set size used last.
       num_screened: int32, features the Gap Safe rule proved to be zero.
     """
 
@@ -85,7 +89,7 @@ class _Config(NamedTuple):
 class _State(NamedTuple):
     w: jax.Array
     b: jax.Array
-    level: jax.Array
+    size: jax.Array  # the working-set size (the compiled capacity holding it: _level_for)
     it: jax.Array
     inner: jax.Array
     screened: jax.Array
@@ -210,77 +214,237 @@ def _soft(x, t):
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0.0)
 
 
-def _cd_gram(H, bvec, w, lam, stop, max_epochs):
-    """min_w  w'Hw/2 - w'bvec + sum_j lam_j |w_j| by cyclic coordinate descent.
+class _Block(NamedTuple):
+    """A working-set quadratic problem  min_w  F(w) + sum_j lam_j |w_j|,  in one of two forms.
 
-    ``stop(w, q)`` (q = Hw - bvec) says when the block is solved. Returns (w, epochs).
+    Gram form (``At is None``): F(w) = w'Hw/2 - w'bvec, and the coordinate-descent state is
+    q = Hw - bvec (the gradient, length K). Residual form: F(w) = |A w - y|^2/(2n) + l2|w|^2/2
+    with ``At = A^T`` (K, n), and the state is r = A w - y (length n); cheaper when n < K, as
+    no K x K block is formed (celer's and skglm's inner solver). ``diag`` is F's Hessian
+    diagonal; a zero entry holds the coordinate at zero (padding, screened features).
     """
-    m = w.shape[0]
-    diag = jnp.diagonal(H)
-    safe_diag = jnp.where(diag > 0, diag, 1.0)
 
-    def coord(j, carry):
-        w, q = carry
+    H: Any
+    bvec: Any
+    At: Any
+    y: Any
+    n: Any
+    l2: Any
+    diag: jax.Array
+
+
+def _block_state(blk: _Block, w):
+    if blk.At is None:
+        return blk.H @ w - blk.bvec
+    return blk.At.T @ w - blk.y
+
+
+def _block_grad(blk: _Block, w, st):
+    if blk.At is None:
+        return st
+    return blk.At @ st / blk.n + blk.l2 * w
+
+
+def _block_smooth(blk: _Block, w, st):
+    if blk.At is None:
+        return 0.5 * jnp.dot(w, st - blk.bvec)
+    return jnp.dot(st, st) / (2 * blk.n) + blk.l2 * jnp.dot(w, w) / 2
+
+
+def _support_solve(H, rhs, on):
+    """Solves H_SS x_S = rhs_S (x = 0 off S) for symmetric positive definite H_SS, in XLA.
+
+    A Cholesky factorization whose loop runs over the support only (its size is traced), then
+    the two triangular solves. Written with XLA operations rather than LAPACK: this is called
+    every few epochs on small blocks, where a threaded BLAS waits on busy cores.
+    """
+    size = rhs.shape[0]
+    count = jnp.sum(on)
+    order = jnp.argsort(~on, stable=True)  # the support first
+    A = jnp.where(on[order][:, None] & on[order][None, :], H[order][:, order], 0.0)
+    b = jnp.where(on[order], rhs[order], 0.0)
+    rows = jnp.arange(size)
+    tiny = jnp.finfo(H.dtype).tiny
+
+    def factor(j, carry):
+        A, L, z = carry
+        d = jnp.sqrt(jnp.maximum(A[j, j], tiny))
+        col = jnp.where(rows >= j, A[:, j] / d, 0.0)
+        zj = (b[j] - jnp.dot(L[j], z)) / d  # forward substitution, row j of L
+        return A - jnp.outer(col, col), L.at[:, j].set(col), z.at[j].set(zj)
+
+    zeros = jnp.zeros_like(b)
+    _, L, z = jax.lax.fori_loop(0, count, factor, (A, jnp.zeros_like(A), zeros))
+
+    def back(k, x):
+        j = count - 1 - k
+        return x.at[j].set((z[j] - jnp.dot(L[:, j], x)) / L[j, j])
+
+    x = jax.lax.fori_loop(0, count, back, zeros)
+    return jnp.zeros_like(x).at[order].set(x)
+
+
+def _block_newton(blk: _Block, w, lam):
+    """The exact minimizer on the support of w with its signs fixed: one symmetric solve."""
+    on = (w != 0).astype(w.dtype)
+    if blk.At is None:
+        H, bvec = blk.H, blk.bvec
+    else:
+        As = blk.At * on[:, None]
+        H = As @ As.T / blk.n + blk.l2 * jnp.eye(w.shape[0], dtype=w.dtype)
+        bvec = As @ blk.y / blk.n
+    rhs = on * (bvec - lam * jnp.sign(w))
+    target = _support_solve(H, rhs, w != 0)
+    # walk towards it only as far as the first coordinate that would change sign (set to 0):
+    # the objective is the smooth quadratic on that segment, so this step always descends
+    flips = (on > 0) & (jnp.sign(target) != jnp.sign(w))
+    cross = jnp.where(flips, w / jnp.where(flips, w - target, 1.0), 1.0)
+    t = jnp.clip(jnp.min(cross), 0.0, 1.0)
+    step = w + t * (target - w)
+    return jnp.where(flips & (cross <= t), 0.0, step)
+
+
+def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
+    """Cyclic coordinate descent on a :class:`_Block`, Anderson-accelerated. Returns (w, epochs).
+
+    Only the first ``m`` coordinates (all when None; traced) are visited; the others must have
+    a zero ``diag`` entry (and zero coupling), so they stay at zero. Every ``_ANDERSON + 1``
+    epochs the last iterates are extrapolated (Anderson acceleration, as in skglm: the affine
+    combination of the iterates whose combined differences are smallest) and, once the signs
+    have been stable over those epochs, the exact point on the support is tried too; a candidate
+    is kept only when it lowers the objective, so the iteration stays monotone.
+    ``stop(w, state)`` says when the block is solved.
+    """
+    size = w.shape[0]
+    live = blk.diag > 0
+    inv = jnp.where(live, 1.0 / jnp.where(live, blk.diag, 1.0), 0.0)
+    thresh = lam * inv
+    blocks = -(-size // _UNROLL) if m is None else (m + _UNROLL - 1) // _UNROLL
+    gram = blk.At is None
+
+    def coord(j, w, st):
         wj = w[j]
-        new = jnp.where(diag[j] > 0, _soft(wj - q[j] / safe_diag[j], lam[j] / safe_diag[j]), 0.0)
-        delta = new - wj
-        q = q + H[:, j] * delta
-        return w.at[j].set(new), q
+        if gram:
+            gj = st[j]
+        else:
+            gj = jnp.dot(blk.At[j], st) / blk.n + blk.l2 * wj
+        new = jnp.where(live[j], _soft(wj - gj * inv[j], thresh[j]), 0.0)
+        row = blk.H[j] if gram else blk.At[j]  # contiguous rows (H is symmetric)
+        return w.at[j].set(new), st + row * (new - wj)
+
+    def block(i, carry):
+        w, st = carry
+        for u in range(_UNROLL):  # unrolled: the loop overhead is paid once per block
+            w, st = coord(jnp.minimum(i * _UNROLL + u, size - 1), w, st)
+        return w, st
+
+    def objective(w, st):
+        return _block_smooth(blk, w, st) + jnp.sum(lam * jnp.abs(w))
+
+    def extrapolate(w, st, hist):
+        U = jnp.diff(hist, axis=0)  # (M, size)
+        C = U @ U.T
+        C = C + (1e-12 * jnp.trace(C) + jnp.finfo(C.dtype).tiny) * jnp.eye(_ANDERSON, dtype=C.dtype)
+        z = jnp.linalg.solve(C, jnp.ones((_ANDERSON,), C.dtype))
+        candidates = [(z / jnp.sum(z)) @ hist[1:]]
+        if size <= _NEWTON_MAX:
+            candidates.append(
+                jax.lax.cond(jnp.any(w != 0), lambda w: _block_newton(blk, w, lam), lambda w: w, w)
+            )
+        best_w, best_st, best = w, st, objective(w, st)
+        for cand in candidates:
+            cand_st = _block_state(blk, cand)
+            val = objective(cand, cand_st)
+            better = jnp.all(jnp.isfinite(cand)) & (val < best)
+            best_w = jnp.where(better, cand, best_w)
+            best_st = jnp.where(better, cand_st, best_st)
+            best = jnp.where(better, val, best)
+        return best_w, best_st
 
     def body(carry):
-        w, q, epochs, _ = carry
-        w, q = jax.lax.fori_loop(0, m, coord, (w, q))
-        return w, q, epochs + 1, stop(w, q)
+        w_prev, st, epochs, hist, _ = carry
+        w, st = jax.lax.fori_loop(0, blocks, block, (w_prev, st))
+        slot = epochs % (_ANDERSON + 1)
+        hist = hist.at[slot].set(w)
+        w, st = jax.lax.cond(slot == _ANDERSON, extrapolate, lambda w, st, _: (w, st), w, st, hist)
+        # an epoch that changes nothing is at the block's minimum to machine precision
+        return w, st, epochs + 1, hist, stop(w, st) | jnp.all(w == w_prev)
 
-    q0 = H @ w - bvec
-    w, q, epochs, _ = jax.lax.while_loop(
-        lambda c: (~c[3]) & (c[2] < max_epochs), body, (w, q0, jnp.int32(0), stop(w, q0))
-    )
+    st0 = _block_state(blk, w)
+    hist0 = jnp.zeros((_ANDERSON + 1, size), w.dtype)
+    init = (w, st0, jnp.int32(0), hist0, stop(w, st0))
+    w, _, epochs, _, _ = jax.lax.while_loop(lambda c: (~c[4]) & (c[2] < max_epochs), body, init)
     return w, epochs
 
 
-def _ws_gap_quadratic(H, bvec, const, w, q, lam, l2w2):
-    """Duality gap of the working-set lasso in Gram form (squared loss, l2 inside H)."""
-    # P = w'Hw/2 - w'b + const + sum lam|w|; f part = P_smooth - l2|w|^2/2 = |r|^2/(2n)
-    wq = jnp.dot(w, q)  # w'Hw - w'b
-    wb = jnp.dot(w, bvec)
-    whw = wq + wb
-    fval = jnp.maximum(0.5 * (whw - l2w2) - wb + const, 0.0)
+def _ws_gap_quadratic(lam, w, grad, fval, uy, l2w2):
+    """Duality gap of the working-set lasso (squared loss) from its gradient and residual terms.
+
+    ``fval = |Aw - y|^2/(2n)``, ``uy = (Aw - y).y / n``, ``l2w2 = l2 |w|^2``.
+    """
     primal = fval + l2w2 / 2 + jnp.sum(lam * jnp.abs(w))
-    absq = jnp.abs(q)
-    ratio = jnp.where((lam > 0) & (absq > lam), lam / jnp.where(absq > 0, absq, 1.0), 1.0)
-    ratio = jnp.where((lam == 0) & (absq > 0), 1.0, ratio)
+    absg = jnp.abs(grad)
+    ratio = jnp.where((lam > 0) & (absg > lam), lam / jnp.where(absg > 0, absg, 1.0), 1.0)
+    ratio = jnp.where((lam == 0) & (absg > 0), 1.0, ratio)
     s = jnp.minimum(1.0, jnp.min(ratio, initial=1.0))
-    uy = wb - 2 * const  # (Xw - y).y / n  with const = y'y/(2n)
     dual = -(s**2 * fval + s * uy) - s**2 * l2w2 / 2
     return primal - dual, primal
 
 
-def _inner_squared(cfg, d, w_ws, idx, alpha, l2, c_ws, target, max_epochs):
+def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epochs):
+    """The working-set lasso; coordinates outside ``keep`` are held at zero.
+
+    Gram form when the block is small next to n (or the full Gram matrix is precomputed),
+    residual form otherwise (p >> n: no K x K block).
+    """
     lam = alpha * c_ws
-    if cfg.use_gram:
-        G, Xty, yty = d.gram
-        H = G[idx][:, idx]
-        bvec = Xty[idx]
-        const = yty / 2
+    keepf = keep.astype(w_ws.dtype)
+    K = idx.shape[0]
+    n_rows = d.y.shape[0]
+    if cfg.use_gram or K <= n_rows:
+        if cfg.use_gram:
+            G, Xty, yty = d.gram
+            H = G[idx][:, idx]
+            bvec = Xty[idx]
+            const = yty / 2
+        else:
+            A = _columns(d, idx, cfg.sparse)
+            H = A.T @ A / d.n
+            bvec = A.T @ d.y / d.n
+            const = jnp.dot(d.y, d.y) / (2 * d.n)
+        H = (H + l2 * jnp.eye(K, dtype=H.dtype)) * keepf[:, None] * keepf[None, :]
+        bvec = bvec * keepf
+        blk = _Block(H, bvec, None, None, None, None, jnp.diagonal(H))
+
+        def stop(w, grad):  # the state is the gradient
+            l2w2 = l2 * jnp.dot(w, w)
+            wb = jnp.dot(w, bvec)
+            whw = jnp.dot(w, grad) + wb  # grad = Hw - bvec
+            fval = jnp.maximum(0.5 * (whw - l2w2) - wb + const, 0.0)
+            gap, primal = _ws_gap_quadratic(lam, w, grad, fval, wb - 2 * const, l2w2)
+            return gap <= target * primal
+
     else:
-        A = _columns(d, idx, cfg.sparse)
-        H = A.T @ A / d.n
-        bvec = A.T @ d.y / d.n
-        const = jnp.dot(d.y, d.y) / (2 * d.n)
-    H = H + l2 * jnp.eye(H.shape[0], dtype=H.dtype)
+        At = (_columns(d, idx, cfg.sparse) * keepf).T  # (K, n)
+        diag = jnp.where(keep, d.colsq[idx] / d.n + l2, 0.0)
+        blk = _Block(None, None, At, d.y, d.n, l2, diag)
 
-    def stop(w, q):
-        gap, primal = _ws_gap_quadratic(H, bvec, const, w, q, lam, l2 * jnp.dot(w, w))
-        return gap <= target * primal
+        def stop(w, r):  # the state is the residual
+            grad = _block_grad(blk, w, r)
+            l2w2 = l2 * jnp.dot(w, w)
+            fval = jnp.dot(r, r) / (2 * d.n)
+            gap, primal = _ws_gap_quadratic(lam, w, grad, fval, jnp.dot(r, d.y) / d.n, l2w2)
+            return gap <= target * primal
 
-    w_new, epochs = _cd_gram(H, bvec, w_ws, lam, stop, max_epochs)
+    w_new, epochs = _cd(blk, w_ws * keepf, lam, stop, max_epochs, m)
     return w_new, jnp.zeros((), w_ws.dtype), epochs
 
 
-def _inner_logistic(cfg, d, w_ws, b, idx, alpha, l2, c_ws, target, max_epochs):
+def _inner_logistic(cfg, d, w_ws, b, idx, keep, alpha, l2, c_ws, target, max_epochs):
     """Proximal Newton on the working set; each quadratic model solved by Gram-block CD."""
-    A = _columns(d, idx, cfg.sparse)  # (n, K)
+    keepf = keep.astype(w_ws.dtype)
+    A = _columns(d, idx, cfg.sparse) * keepf  # (n, K); columns outside ``keep`` held at zero
+    w_ws = w_ws * keepf
     K = idx.shape[0]
     if cfg.intercept:
         A = jnp.concatenate([A, jnp.ones((A.shape[0], 1), A.dtype)], axis=1)
@@ -325,7 +489,8 @@ def _inner_logistic(cfg, d, w_ws, b, idx, alpha, l2, c_ws, target, max_epochs):
             )
             return jnp.max(viol) <= 0.1 * viol0
 
-        x_cd, e = _cd_gram(H, bvec, x, lam, stop, max_epochs)
+        blk = _Block(H, bvec, None, None, None, None, jnp.diagonal(H))
+        x_cd, e = _cd(blk, x, lam, stop, max_epochs)
         dx = x_cd - x
         dz = A @ dx
         decrease = jnp.dot(g, dx) + jnp.sum(lam * (jnp.abs(x_cd) - jnp.abs(x)))
@@ -372,7 +537,7 @@ def _level_for(capacities: tuple, size: jax.Array) -> jax.Array:
     return jnp.minimum(jnp.sum(caps < size), len(capacities) - 1).astype(jnp.int32)
 
 
-def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, level):
+def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
     p = w.shape[0]
     max_outer, max_epochs = limits
     target = _INNER_FRACTION * tol
@@ -380,19 +545,20 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, level):
 
     def make_branch(K):
         def branch(operands):
-            w, b, grad, screened = operands
+            w, b, grad, screened, size = operands
             score = (pen - jnp.abs(grad)) / jnp.sqrt(jnp.where(d.colsq > 0, d.colsq, 1.0))
             score = jnp.where((w != 0) | (c == 0), -jnp.inf, score)
             score = jnp.where(screened, jnp.inf, score)
-            _, idx = jax.lax.top_k(-score, K)
+            _, idx = jax.lax.top_k(-score, K)  # the support first, then the closest to entering
+            keep = (jnp.arange(K) < size) & ~screened[idx]  # the working set: `size` of them
             w_ws = w[idx]
             if cfg.loss == "squared":
                 w_ws, b_new, epochs = _inner_squared(
-                    cfg, d, w_ws, idx, alpha, l2, c[idx], target, max_epochs
+                    cfg, d, w_ws, idx, keep, size, alpha, l2, c[idx], target, max_epochs
                 )
             else:
                 w_ws, b_new, epochs = _inner_logistic(
-                    cfg, d, w_ws, b, idx, alpha, l2, c[idx], target, max_epochs
+                    cfg, d, w_ws, b, idx, keep, alpha, l2, c[idx], target, max_epochs
                 )
             w_new = jnp.zeros_like(w).at[idx].set(w_ws)
             return jnp.where(screened, 0.0, w_new), b_new, epochs
@@ -400,7 +566,6 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, level):
         return branch
 
     branches = [make_branch(K) for K in cfg.capacities]
-    top = len(cfg.capacities) - 1
 
     # one body: certify the current point, then (unless done) solve a working-set problem; the
     # last pass only certifies, so the reported certificate always belongs to the returned w
@@ -410,25 +575,26 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, level):
         )
         done = (gap <= tol * primal) | (st.it >= max_outer)
         nnz = jnp.sum(st.w != 0) + jnp.sum(c == 0)
-        level = jnp.maximum(st.level, _level_for(cfg.capacities, 2 * nnz))
+        size = jnp.maximum(st.size, 2 * nnz)
         # no progress at all last time: the working set missed what matters, grow it
         stalled = (st.it > 0) & (gap >= st.prev_gap)
-        level = jnp.minimum(level + stalled.astype(jnp.int32), top)
+        size = jnp.minimum(jnp.where(stalled, 2 * size, size), p).astype(jnp.int32)
+        level = _level_for(cfg.capacities, size)  # the smallest compiled capacity that holds it
 
         def solve(_):
-            return jax.lax.switch(level, branches, (st.w, st.b, grad, screened))
+            return jax.lax.switch(level, branches, (st.w, st.b, grad, screened, size))
 
         def keep(_):
             return st.w, st.b, jnp.int32(0)
 
         w_new, b_new, epochs = jax.lax.cond(done, keep, solve, None)
         return _State(
-            w_new, b_new, jnp.where(done, st.level, level), st.it + (~done).astype(jnp.int32),
+            w_new, b_new, jnp.where(done, st.size, size), st.it + (~done).astype(jnp.int32),
             st.inner + epochs, screened, grad, scale, gap, primal, kkt, gap, done,
         )  # fmt: skip
 
     init = _State(
-        w, b, level, jnp.int32(0), jnp.int32(0), jnp.zeros((p,), bool), jnp.zeros_like(w),
+        w, b, size, jnp.int32(0), jnp.int32(0), jnp.zeros((p,), bool), jnp.zeros_like(w),
         jnp.ones((), w.dtype), jnp.asarray(jnp.inf, w.dtype), jnp.ones((), w.dtype),
         jnp.asarray(jnp.inf, w.dtype), jnp.asarray(jnp.inf, w.dtype), jnp.asarray(False),
     )  # fmt: skip
@@ -441,19 +607,20 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, level):
         converged=st.gap <= tol * st.primal,
         num_outer=st.it,
         num_inner=st.inner,
-        ws_size=jnp.asarray(cfg.capacities)[st.level].astype(jnp.int32),
+        ws_size=st.size,
         num_screened=jnp.sum(st.screened).astype(jnp.int32),
     )
-    return st.w, info, st.level
+    return st.w, info, st.size
 
 
 def _path(cfg: _Config, d: _Data, alphas, l2, c, tol, limits, w0, b0):
     def step(carry, alpha):
-        w, b, level = carry
-        w, info, level = _solve_one(cfg, d, alpha, l2, c, tol, limits, w, b, level)
-        return (w, info.intercept, level), (w, info)
+        w, b, size = carry
+        w, info, size = _solve_one(cfg, d, alpha, l2, c, tol, limits, w, b, size)
+        return (w, info.intercept, size), (w, info)
 
-    _, (W, infos) = jax.lax.scan(step, (w0, b0, jnp.int32(0)), alphas)
+    first = jnp.int32(min(_FIRST_SIZE, w0.shape[0]))
+    _, (W, infos) = jax.lax.scan(step, (w0, b0, first), alphas)
     return W, infos
 
 
@@ -637,6 +804,8 @@ def lasso_cv(
 
 
 def _capacities(p: int) -> tuple:
+    if p <= 2 * _FIRST_CAPACITY:  # the loops visit only the working set: one capacity will do
+        return (p,)
     caps = []
     k = _FIRST_CAPACITY
     while k < p:

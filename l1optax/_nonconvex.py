@@ -45,16 +45,6 @@ Kernel = Callable[..., jax.Array]
 # --------------------------------------------------------------------------------------------
 
 
-def _check_real_leaves(params: Tree, *, fn: str) -> None:
-    v.check_float_leaves(params, fn=fn)
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        if jnp.iscomplexobj(leaf):
-            raise TypeError(
-                f"`{fn}` is defined for real parameters, but leaf "
-                f"{jax.tree_util.keystr(path) or '<root>'} is complex ({jnp.result_type(leaf)})"
-            )
-
-
 def _as_acc(value: Any, acc: Any) -> jax.Array:
     return jnp.asarray(value).astype(acc)
 
@@ -69,7 +59,7 @@ def _apply(
     arg: str,
 ) -> Tree:
     """Maps ``kernel(x, s, *strengths)`` over the leaves (all computed in the compute dtype)."""
-    _check_real_leaves(params, fn=fn)
+    v.check_real_leaves(params, fn=fn)
     v.check_strength(scaling, fn=fn, arg="scaling", allow_schedule=False)
     aligned = [v.broadcast_to_params(h, params, fn=fn, arg=arg) for h in strengths]
     steps = v.broadcast_to_params(scaling, params, fn=fn, arg="scaling")
@@ -141,7 +131,7 @@ def _pair(hyperparams: Any, *, fn: str) -> tuple[Any, Any]:
 
 
 def _penalty_sum(params: Tree, strengths: tuple[Tree, ...], term: Kernel, *, fn: str, arg: str):
-    _check_real_leaves(params, fn=fn)
+    v.check_real_leaves(params, fn=fn)
     aligned = [v.broadcast_to_params(h, params, fn=fn, arg=arg) for h in strengths]
     terms = []
     for p, *hs in zip(jax.tree.leaves(params), *[jax.tree.leaves(a) for a in aligned], strict=True):
@@ -677,7 +667,7 @@ def prox_top_k(
     fn = "prox_top_k"
     if scope not in ("leaf", "global"):
         raise ValueError(f'`{fn}(scope=...)` must be "leaf" or "global", got {scope!r}')
-    _check_real_leaves(params, fn=fn)
+    v.check_real_leaves(params, fn=fn)
     _check_k(k, fn=fn)
     v.check_strength(scaling, fn=fn, arg="scaling", allow_schedule=False)
     steps = v.broadcast_to_params(scaling, params, fn=fn, arg="scaling")

@@ -879,14 +879,13 @@ def cumulative_l1(
     v.check_strength(l1reg, fn=fn, arg="l1reg")
 
     def init_fn(params):
-        v.check_float_leaves(params, fn=fn)
-        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-            if jnp.iscomplexobj(leaf):
-                raise TypeError(
-                    f"`{fn}` needs real parameters (its cumulative penalty is signed), but leaf "
-                    f"{jax.tree_util.keystr(path) or '<root>'} is {jnp.result_type(leaf)}; "
-                    "mask it out or use apply_l1_prox / prox_sgd, which shrink complex moduli"
-                )
+        params = v.scalars_as_arrays(params)
+        v.check_real_leaves(
+            params,
+            fn=fn,
+            advice="its cumulative penalty is signed: mask the leaf out or use apply_l1_prox / "
+            "prox_sgd, which shrink complex moduli",
+        )
         lam0 = _evaluate_hyperparams(l1reg, jnp.zeros([], jnp.int32))
         lams = v.broadcast_to_params(lam0, params, fn=fn, arg="l1reg")
         total = _map(lambda p, lam: jnp.zeros(jnp.shape(lam), _acc(p)), params, lams)
@@ -896,7 +895,7 @@ def cumulative_l1(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         eta = _at(learning_rate, state.count, fn=fn, arg="learning_rate")
         lam = _evaluate_hyperparams(l1reg, state.count, fn=fn)
         lams = v.broadcast_to_params(lam, params, fn=fn, arg="l1reg")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from l1optax import _validation as v
@@ -143,6 +144,19 @@ def _no_match_error(fn: str, arg: str, pattern: Any, paths: list[str]) -> ValueE
     )
 
 
+def _check_params_tree(params: Tree, *, fn: str) -> None:
+    """A scalar integer array where a parameter tree belongs is a step count: name the fix."""
+    if isinstance(params, jax.Array | np.ndarray | np.integer) and np.ndim(params) == 0:
+        if jnp.issubdtype(jnp.result_type(params), jnp.integer):
+            raise TypeError(
+                f"`{fn}(params=...)` got a scalar {jnp.result_type(params)} array, not a "
+                "parameter tree: it looks like a step count. optax.inject_hyperparams takes a "
+                "callable `mask=` for a schedule and calls it with the step; build the optimizer "
+                'with optax.inject_hyperparams(factory, static_args=("mask",)), or pass the '
+                f"mask tree itself (`mask={fn}(params)`)"
+            )
+
+
 def _leaf_entries(params: Tree) -> list[tuple[tuple[str | int, ...], Any]]:
     return [
         (_keys(path), leaf)
@@ -219,6 +233,7 @@ def select(
     path_patterns = _as_patterns(paths, fn=fn, arg="paths")
     if where is not None and not callable(where):
         raise TypeError(f"`{fn}(where=...)` must be a callable (keys, leaf) -> bool, got {where!r}")
+    _check_params_tree(params, fn=fn)
     entries = _leaf_entries(params)
     if strict:
         all_paths = [_path_string(k) for k, _ in entries]
@@ -279,6 +294,7 @@ def keras_kernel_mask(params: Tree) -> Tree:
     References:
       Chollet et al., 2015, "Keras", ``keras.regularizers.L1`` and ``kernel_regularizer``.
     """
+    _check_params_tree(params, fn="keras_kernel_mask")
     entries = _leaf_entries(params)
     if not any(keys and keys[-1] in KERAS_KERNEL_NAMES for keys, _ in entries):
         raise _no_match_error(

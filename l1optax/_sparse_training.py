@@ -378,7 +378,7 @@ def target_sparsity(
         return inner_tx.update(updates, inner_state, params, **extra_args)
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         target = schedule(state.count)
         measured, _ = measure(params)
         low, high = state.log_bounds
@@ -538,6 +538,7 @@ def freeze_support(
     fn = "freeze_support"
 
     def init_fn(params):
+        params = v.scalars_as_arrays(params)
         mask_tree = _full_mask(mask, params, fn=fn)
         support = jax.tree.map(
             lambda p, m: None if p is None or not m else jnp.asarray(p) != 0,
@@ -548,7 +549,7 @@ def freeze_support(
         return FreezeSupportState(support=support, inner_state=inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         masked_grads = jax.tree.map(
             lambda g, m: g if m is None or g is None else jnp.where(m, g, jnp.zeros_like(g)),
             updates,

@@ -148,7 +148,7 @@ def _proximal_transform(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         if not identity:
             hp = _evaluate_hyperparams(hyperparams, state.count, fn=fn)
             eta = _at(learning_rate, state.count, fn=fn, arg="learning_rate")
@@ -375,7 +375,7 @@ def add_l1_subgradient(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         lam = l1reg(state.count) if scheduled else l1reg
         strengths = v.broadcast_to_params(lam, params, fn=fn, arg="l1reg")
         new_updates = jax.tree.map(
@@ -517,7 +517,7 @@ def prox_in_metric(
         return ProxInMetricState(count=jnp.zeros([], jnp.int32), inner_state=optimizer.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params(params, fn=f"{fn}(...).update")
+        updates, params = v.check_update_args(updates, params, fn=fn)
         new_updates, inner_state = optimizer.update(
             updates, state.inner_state, params, **extra_args
         )

@@ -187,9 +187,16 @@ def check_float_leaves(params: Tree, *, fn: str, python_scalars: bool = True) ->
             )
         dtype = jnp.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype
         if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)):
+            hint = "mask it out (mask=...) or cast it"
+            if not path and np.ndim(leaf) == 0 and jnp.issubdtype(dtype, jnp.integer):
+                hint = (
+                    "a scalar integer where a parameter tree belongs looks like a step count: "
+                    "optax.inject_hyperparams takes a callable `prox=` (or any callable "
+                    "argument) for a schedule and calls it with the step; name it in "
+                    'static_args, e.g. optax.inject_hyperparams(prox_adam, static_args=("prox",))'
+                )
             raise TypeError(
-                f"`{fn}` needs floating-point parameters, but leaf "
-                f"{where} has dtype {dtype}; mask it out (mask=...) or cast it"
+                f"`{fn}` needs floating-point parameters, but leaf {where} has dtype {dtype}; {hint}"
             )
         if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 2:
             raise TypeError(
@@ -198,11 +205,47 @@ def check_float_leaves(params: Tree, *, fn: str, python_scalars: bool = True) ->
             )
 
 
+def check_real_leaves(params: Tree, *, fn: str, advice: str = "") -> None:
+    """:func:`check_float_leaves`, and a ``TypeError`` naming the first complex leaf.
+
+    For transforms and operators defined for real numbers only (a signed cumulative penalty,
+    FTRL, the nonconvex thresholds); ``advice`` is appended to the message.
+    """
+    check_float_leaves(params, fn=fn)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(
+                f"`{fn}` is defined for real parameters, but leaf "
+                f"{jax.tree_util.keystr(path) or '<root>'} is complex ({jnp.result_type(leaf)})"
+                + (f"; {advice}" if advice else "")
+            )
+
+
 def require_params(params: Tree | None, *, fn: str) -> None:
     if params is None:
         raise ValueError(
             f"`{fn}` needs the current parameters: call `update(updates, state, params)`"
         )
+
+
+def check_update_args(updates: Tree, params: Tree | None, *, fn: str) -> tuple[Tree, Tree]:
+    """The one check every transform's ``update`` runs before it maps over its arguments.
+
+    ``params`` must be given and have the structure of ``updates``, None leaves included (a
+    gradient for a parameter that is None, or the reverse, is an error naming the leaf, never a
+    silently dropped update). Python scalar leaves (``{"scale": 0.5}``, accepted by optax's own
+    optimizers) are returned as arrays, so every transform handles them like 0-d arrays.
+    """
+    where = f"{fn}(...).update"
+    require_params(params, fn=where)
+    check_same_structure(updates, params, fn=where)
+    return scalars_as_arrays(updates), scalars_as_arrays(params)
+
+
+def scalars_as_arrays(tree: Tree) -> Tree:
+    return jax.tree.map(
+        lambda x: jnp.asarray(x) if isinstance(x, (bool, int, float, complex)) else x, tree
+    )
 
 
 # --------------------------------------------------------------------------------------------
