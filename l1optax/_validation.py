@@ -216,7 +216,7 @@ def check_real_leaves(params: Tree, *, fn: str, advice: str = "") -> None:
         if jnp.iscomplexobj(leaf):
             raise TypeError(
                 f"`{fn}` is defined for real parameters, but leaf "
-                f"{jax.tree_util.keystr(path) or '<root>'} is complex ({jnp.result_type(leaf)})"
+                f"{jax.tree_util.keystr(path) or '<root>'} is {jnp.result_type(leaf)}, a complex dtype"
                 + (f"; {advice}" if advice else "")
             )
 
