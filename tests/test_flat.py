@@ -268,7 +268,7 @@ LR = 0.05
 def _optimizers(layout, l1reg_tree, mask):
     """(name, tree transform, flat transform) pairs that must agree."""
     flat_l1 = layout.ravel_hyperparams(l1reg_tree, mask=mask, arg="l1reg")
-    pairs = [
+    return [
         (
             "sgd+prox",
             optax.chain(optax.sgd(LR), l1optax.apply_l1_prox(LR, 0.3)),
@@ -296,19 +296,9 @@ def _optimizers(layout, l1reg_tree, mask):
                 layout.ravel_hyperparams(optax.linear_schedule(0.5, 0.1, 20)),
             ),
         ),
+        ("prox_adam", l1optax.prox_adam(LR, 0.3), l1optax.prox_adam(LR, 0.3)),
+        ("prox_sgd", l1optax.prox_sgd(LR, 0.3), l1optax.prox_sgd(LR, 0.3)),
     ]
-    if hasattr(l1optax, "prox_adam"):
-        pairs.append(("prox_adam", l1optax.prox_adam(LR, 0.3), l1optax.prox_adam(LR, 0.3)))
-        pairs.append(
-            (
-                "prox_adam(tree l1reg, mask)",
-                l1optax.prox_adam(LR, l1reg_tree, mask=mask),
-                l1optax.prox_adam(LR, flat_l1),
-            )
-        )
-    if hasattr(l1optax, "prox_sgd"):
-        pairs.append(("prox_sgd", l1optax.prox_sgd(LR, 0.3), l1optax.prox_sgd(LR, 0.3)))
-    return pairs
 
 
 def _assert_same(flat_result, plain_result, name, *, rtol, min_zero_agreement=1.0):

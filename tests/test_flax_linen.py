@@ -66,9 +66,8 @@ def _transforms():
             l1optax.with_l1(optax.adam(lr), 3e-2, method="subgradient", mask=mask),
             False,
         ),
+        "prox_adam": (l1optax.prox_adam(lr, 3e-2, mask=mask), True),
     }
-    if hasattr(l1optax, "prox_adam"):
-        out["prox_adam"] = (l1optax.prox_adam(lr, 3e-2, mask=mask), True)
     return out
 
 
@@ -134,7 +133,6 @@ def test_linen_penalty_on_params_equals_numpy():
     np.testing.assert_allclose(float(got), ref, rtol=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(l1optax, "apply_group_l1_prox"), reason="group lasso not available")
 def test_linen_group_lasso_removes_whole_units():
     """Group L1 over output neurons (axis=-1 on a Dense kernel) zeroes whole columns."""
     x, y = _data()

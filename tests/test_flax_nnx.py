@@ -79,9 +79,8 @@ def _transforms():
             ),
             False,
         ),
+        "prox_adam": (l1optax.prox_adam(lr, 3e-2, mask=l1optax.keras_kernel_mask), True),
     }
-    if hasattr(l1optax, "prox_adam"):
-        out["prox_adam"] = (l1optax.prox_adam(lr, 3e-2, mask=l1optax.keras_kernel_mask), True)
     return out
 
 

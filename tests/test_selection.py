@@ -372,23 +372,22 @@ def test_selection_plugs_into_prox_adam_and_group_prox():
             else:  # zero strength or masked out: Adam's step (prox_adam rounds its bias
                 # correction differently from optax.adam: relative differences ~7e-6)
                 np.testing.assert_allclose(np.asarray(u), np.asarray(ref), rtol=2e-5, atol=1e-8)
-    if hasattr(l1optax, "apply_group_l1_prox"):
-        lam_g = l1optax.per_layer_l1reg(params, {"params/Dense_0/kernel": 1.0})
-        tx = optax.chain(optax.sgd(lr), l1optax.apply_group_l1_prox(lr, lam_g, axis=-1))
-        updates, _ = tx.update(grads, tx.init(params), params)
-        new = optax.apply_updates(params, updates)
-        z = np.asarray(params["params"]["Dense_0"]["kernel"], np.float64) - lr * np.asarray(
-            grads["params"]["Dense_0"]["kernel"], np.float64
-        )
-        norms = np.linalg.norm(z, axis=0)
-        t = lr * 1.0 * np.sqrt(z.shape[0])  # default group weight sqrt(group size)
-        ref = z * np.maximum(1 - t / norms, 0)
-        got = np.asarray(new["params"]["Dense_0"]["kernel"])
-        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
-        other = np.asarray(new["params"]["Dense_1"]["kernel"], np.float64)
-        np.testing.assert_allclose(
-            other,
-            np.asarray(params["params"]["Dense_1"]["kernel"])
-            - lr * np.asarray(grads["params"]["Dense_1"]["kernel"]),
-            rtol=1e-6,
-        )
+    lam_g = l1optax.per_layer_l1reg(params, {"params/Dense_0/kernel": 1.0})
+    tx = optax.chain(optax.sgd(lr), l1optax.apply_group_l1_prox(lr, lam_g, axis=-1))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    z = np.asarray(params["params"]["Dense_0"]["kernel"], np.float64) - lr * np.asarray(
+        grads["params"]["Dense_0"]["kernel"], np.float64
+    )
+    norms = np.linalg.norm(z, axis=0)
+    t = lr * 1.0 * np.sqrt(z.shape[0])  # default group weight sqrt(group size)
+    ref = z * np.maximum(1 - t / norms, 0)
+    got = np.asarray(new["params"]["Dense_0"]["kernel"])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    other = np.asarray(new["params"]["Dense_1"]["kernel"], np.float64)
+    np.testing.assert_allclose(
+        other,
+        np.asarray(params["params"]["Dense_1"]["kernel"])
+        - lr * np.asarray(grads["params"]["Dense_1"]["kernel"]),
+        rtol=1e-6,
+    )
