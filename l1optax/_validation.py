@@ -66,7 +66,10 @@ def check_strength(value: Any, *, fn: str, arg: str, allow_schedule: bool = True
                 f"`{fn}({arg}=...)` must be numeric, got {type(leaf).__name__}{where}"
             ) from err
         if arr.dtype == np.bool_ or np.iscomplexobj(arr):
-            raise TypeError(f"`{fn}({arg}=...)` must be real-valued, got dtype {arr.dtype}{where}")
+            raise TypeError(
+                f"`{fn}({arg}=...)` must be real-valued, got dtype {arr.dtype}{where}"
+                + _injected_complex_hint(leaf)
+            )
         if arr.dtype.kind not in "iuf" and not jnp.issubdtype(arr.dtype, jnp.floating):
             # strings ("0.1" would parse as a float) and objects; bfloat16 has kind "V"
             raise TypeError(f"`{fn}({arg}=...)` must be numeric, got dtype {arr.dtype}{where}")
@@ -112,6 +115,17 @@ def check_bool(value: Any, *, fn: str, arg: str) -> None:
         )
 
 
+def _injected_complex_hint(value: Any) -> str:
+    """A complex JAX array where a real hyperparameter belongs: what inject_hyperparams does."""
+    if isinstance(value, jax.Array) and jnp.iscomplexobj(value):
+        return (
+            "; optax.inject_hyperparams casts hyperparameters to the parameters' dtype, so with "
+            "complex parameters build it with hyperparam_dtype=jnp.float32 "
+            "(optax.inject_hyperparams(factory, hyperparam_dtype=jnp.float32))"
+        )
+    return ""
+
+
 def check_in_range(value: Any, *, fn: str, arg: str, low: float, high: float, closed: bool) -> None:
     """Raises unless every element of a concrete real ``value`` lies in [low, high) or [low, high].
 
@@ -140,7 +154,10 @@ def check_in_range(value: Any, *, fn: str, arg: str, low: float, high: float, cl
             ):
                 kind = f"{type(value).__name__} of dtype {arr.dtype}"
     if kind is not None:
-        raise TypeError(f"`{fn}({arg}=...)` must be a real number, got {kind}: {_short(value)}")
+        raise TypeError(
+            f"`{fn}({arg}=...)` must be a real number, got {kind}: {_short(value)}"
+            + _injected_complex_hint(value)
+        )
     arr64 = arr.astype(np.float64)
     above = arr64 > high if closed else arr64 >= high
     bad = ~np.isfinite(arr64) | (arr64 < low) | above

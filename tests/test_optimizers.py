@@ -707,21 +707,24 @@ def test_low_precision_decay_error_points_to_hyperparam_dtype():
     assert u.dtype == jax.eval_shape(base.update, params, base.init(params), params)[0].dtype
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optax.inject_hyperparams casts the hyperparameters to the params' highest dtype, "
-    "complex64 here; _optimizers._check_in_range then casts b1 to float64 (a ComplexWarning, "
-    "an error under -W error) and v.check_strength rejects eps as complex, while "
-    "inject_hyperparams(optax.adam) accepts the same params",
-)
-def test_inject_hyperparams_on_complex_params_works_like_optax():
-    params = {"z": jnp.ones(3, jnp.complex64)}
-    base = optax.inject_hyperparams(optax.adam)(0.1)
-    tx = optax.inject_hyperparams(l1optax.prox_adam)(0.1, 0.1)
-    u, _ = jax.eval_shape(tx.update, params, tx.init(params), params)
-    assert (
-        u["z"].dtype == jax.eval_shape(base.update, params, base.init(params), params)[0]["z"].dtype
+@pytest.mark.parametrize("name", NAMES)
+def test_inject_hyperparams_on_complex_params_needs_float32_hyperparams_and_says_so(name):
+    """optax casts injected hyperparameters to the parameters' dtype (complex64 here); l1optax's
+    hyperparameters are real, so the error names ``hyperparam_dtype=jnp.float32``, which
+    works for every optimizer and shrinks the modulus like the plain optimizer does."""
+    params = {"z": jnp.asarray([0.3 + 0.4j, 0.01 - 0.02j, -1.0 + 0.5j], jnp.complex64)}
+    factory, _, kwargs, _ = OPTIMIZERS[name]
+    complex_hp = optax.inject_hyperparams(factory)(learning_rate=0.1, l1reg=0.1, **kwargs)
+    with pytest.raises(TypeError, match=r"hyperparam_dtype=jnp\.float32"):
+        complex_hp.init(params)
+    tx = optax.inject_hyperparams(factory, hyperparam_dtype=jnp.float32)(
+        learning_rate=0.1, l1reg=0.1, **kwargs
     )
+    got, _ = jax.jit(tx.update)(params, tx.init(params), params)
+    plain = build(name, 0.1, 0.1)
+    expected, _ = plain.update(params, plain.init(params), params)
+    assert got["z"].dtype == jnp.complex64
+    np.testing.assert_allclose(np.asarray(got["z"]), np.asarray(expected["z"]), rtol=0, atol=2e-6)
 
 
 # --------------------------------------------------------------------------------------------
