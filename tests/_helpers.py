@@ -14,10 +14,15 @@ Equality of trees (same structure, and per leaf the same dtype and shape):
 * :func:`assert_trees_equal` -- equal values (``chex.assert_trees_all_equal(strict=True)``:
   NaN equals NaN, ``-0.0`` equals ``0.0``);
 * :func:`assert_trees_bitwise_equal` -- equal bits (``-0.0`` and ``0.0`` differ).
+
+Subprocess checks that run while the other tests do: :func:`start_background`,
+:func:`wait_background`, :func:`stop_background`.
 """
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -140,3 +145,53 @@ def assert_trees_bitwise_equal(a: Any, b: Any, msg: str = "") -> None:
     chex.assert_trees_all_equal(
         jax.tree.map(bits, a), jax.tree.map(bits, b), strict=True, custom_message=msg or None
     )
+
+
+# --- subprocess checks, started in the background --------------------------------------------
+# A test that runs a script in a subprocess (8 forced CPU devices, a global x64 flag) can start it
+# as soon as collection is done (``start_in_background(items)`` in its module, called by
+# ``conftest.pytest_collection_finish``) and collect the result when the test runs, so the
+# subprocess uses the second core while the other tests run. Run alone, it starts on first use.
+
+_BACKGROUND: dict[str, tuple[subprocess.Popen, Any, Any]] = {}
+
+
+def start_background(key: str, argv: list[str], *, env: dict[str, str] | None = None) -> None:
+    """Starts ``argv`` (once per ``key``); its output goes to temporary files."""
+    if key in _BACKGROUND:
+        return
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
+    _BACKGROUND[key] = (proc, out, err)
+
+
+def wait_background(
+    key: str, argv: list[str], *, env: dict[str, str] | None = None, timeout: float
+) -> subprocess.CompletedProcess:
+    """The finished run of ``argv`` started under ``key`` (started now if it was not)."""
+    start_background(key, argv, env=env)
+    proc, out, err = _BACKGROUND.pop(key)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+        out.close()
+        err.close()
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def stop_background() -> None:
+    """Kills the background runs nobody collected (a deselected or failed test)."""
+    while _BACKGROUND:
+        _, (proc, out, err) = _BACKGROUND.popitem()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
+        err.close()

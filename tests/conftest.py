@@ -43,3 +43,26 @@ def rtol_for(dtype) -> float:
     return {"bfloat16": 1e-2, "float16": 1e-2, "float32": 1e-6, "float64": 1e-12}[
         jnp.dtype(dtype).name
     ]
+
+
+def pytest_collection_finish(session):
+    """Starts the subprocess checks of the selected tests now, to run while the others do.
+
+    A test module opts in with ``start_in_background(items)`` (its selected items), which calls
+    ``_helpers.start_background``; the test then collects the result with ``wait_background``.
+    """
+    if session.config.option.collectonly:
+        return
+    modules = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if getattr(module, "start_in_background", None) is not None:
+            modules.setdefault(module, []).append(item)
+    for module, items in modules.items():
+        module.start_in_background(items)
+
+
+def pytest_sessionfinish(session):
+    from _helpers import stop_background
+
+    stop_background()

@@ -3,6 +3,8 @@
 The checks live in ``tests/_sharded_checks.py`` and run in a subprocess (a second one, marked
 slow, for the remaining checks), because
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` only takes effect before JAX is imported.
+The subprocess starts right after collection and runs while the other tests do
+(``start_in_background``; about 3 minutes of CPU on a 2-core box).
 Each check below is reported separately:
 
 * ``catalog_2x4_mesh``: the core transforms, ``prox_adam`` and the core masked, MultiSteps and
@@ -24,12 +26,15 @@ Each check below is reported separately:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
-import subprocess
+import shutil
 import sys
+import tempfile
 
 import pytest
+from _helpers import start_background, wait_background
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKS = [
@@ -43,27 +48,36 @@ CHECKS = [
 SLOW_CHECKS = ["catalog_1d_mesh", "catalog_2x4_mesh_rest"]
 
 
-def _run_checks(names, tmp):
+def _argv_env(names, tmp):
     env = dict(os.environ)
     env["XLA_FLAGS"] = (
         env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(HERE, "_sharded_checks.py"),
-            "--tmp",
-            tmp,
-            "--only",
-            *names,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
+    argv = [sys.executable, os.path.join(HERE, "_sharded_checks.py"), "--tmp", tmp, "--only"]
+    return [*argv, *names], env
+
+
+# One subprocess per list of checks; each gets its own checkpoint folder, removed at exit.
+_JOBS = {"default": CHECKS, "slow": SLOW_CHECKS}
+_TMP = {key: tempfile.mkdtemp(prefix=f"l1optax-sharded-{key}-") for key in _JOBS}
+for _tmp in _TMP.values():
+    atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
+
+
+def start_in_background(items):
+    """Called after collection (conftest.py): starts the jobs the selected tests need."""
+    fixtures = {name for item in items for name in item.fixturenames}
+    for key, fixture in (("default", "sharded_results"), ("slow", "slow_sharded_results")):
+        if fixture in fixtures:
+            argv, env = _argv_env(_JOBS[key], _TMP[key])
+            start_background(f"sharding-{key}", argv, env=env)
+
+
+def _run_checks(key):
+    names = _JOBS[key]
+    argv, env = _argv_env(names, _TMP[key])
+    proc = wait_background(f"sharding-{key}", argv, env=env, timeout=900)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"results"')]
     assert proc.returncode == 0 and lines, (
         f"sharded checks crashed (rc={proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -74,13 +88,13 @@ def _run_checks(names, tmp):
 
 
 @pytest.fixture(scope="module")
-def sharded_results(tmp_path_factory):
-    return _run_checks(CHECKS, str(tmp_path_factory.mktemp("ckpt")))
+def sharded_results():
+    return _run_checks("default")
 
 
 @pytest.fixture(scope="module")
-def slow_sharded_results(tmp_path_factory):
-    return _run_checks(SLOW_CHECKS, str(tmp_path_factory.mktemp("ckpt_slow")))
+def slow_sharded_results():
+    return _run_checks("slow")
 
 
 def _verdict(result):
