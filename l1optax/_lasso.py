@@ -251,20 +251,15 @@ def _block_smooth(blk: _Block, w, st):
     return jnp.dot(st, st) / (2 * blk.n) + blk.l2 * jnp.dot(w, w) / 2
 
 
-def _support_solve(H, rhs, on):
-    """Solves H_SS x_S = rhs_S (x = 0 off S) for symmetric positive definite H_SS, in XLA.
+def _cholesky_solve(A, b, count):
+    """Solves A x = b for A SPD on its leading ``count`` (traced) rows and columns, zero elsewhere.
 
-    A Cholesky factorization whose loop runs over the support only (its size is traced), then
-    the two triangular solves. Written with XLA operations rather than LAPACK: this is called
-    every few epochs on small blocks, where a threaded BLAS waits on busy cores.
+    A Cholesky factorization whose loop runs over those ``count`` columns, then the two
+    triangular solves, written with XLA operations rather than LAPACK: it is called every few
+    epochs on small blocks, where a threaded BLAS only waits on busy cores.
     """
-    size = rhs.shape[0]
-    count = jnp.sum(on)
-    order = jnp.argsort(~on, stable=True)  # the support first
-    A = jnp.where(on[order][:, None] & on[order][None, :], H[order][:, order], 0.0)
-    b = jnp.where(on[order], rhs[order], 0.0)
-    rows = jnp.arange(size)
-    tiny = jnp.finfo(H.dtype).tiny
+    rows = jnp.arange(b.shape[0])
+    tiny = jnp.finfo(A.dtype).tiny
 
     def factor(j, carry):
         A, L, z = carry
@@ -280,28 +275,39 @@ def _support_solve(H, rhs, on):
         j = count - 1 - k
         return x.at[j].set((z[j] - jnp.dot(L[:, j], x)) / L[j, j])
 
-    x = jax.lax.fori_loop(0, count, back, zeros)
-    return jnp.zeros_like(x).at[order].set(x)
+    return jax.lax.fori_loop(0, count, back, zeros)
 
 
 def _block_newton(blk: _Block, w, lam):
-    """The exact minimizer on the support of w with its signs fixed: one symmetric solve."""
-    on = (w != 0).astype(w.dtype)
+    """The exact minimizer on the support S of w with its signs fixed, then a descent step to it.
+
+    The support is gathered into a block of static size (K, or n in the residual form, as a
+    support larger than n makes H_SS singular), H_SS x_S = bvec_S - lam_S sign(w_S) is solved,
+    and the step goes from w towards x only as far as the first coordinate that would change
+    sign (set to 0): the objective is the smooth quadratic on that segment, so the step always
+    descends. Returns w itself when the support does not fit.
+    """
+    on = w != 0
+    count = jnp.sum(on)
+    cap = w.shape[0] if blk.At is None else min(w.shape[0], blk.At.shape[1])
+    sel = jnp.argsort(~on, stable=True)[:cap]  # the support first
+    valid = on[sel]
     if blk.At is None:
-        H, bvec = blk.H, blk.bvec
+        Hs = blk.H[sel][:, sel]
+        bs = blk.bvec[sel]
     else:
-        As = blk.At * on[:, None]
-        H = As @ As.T / blk.n + blk.l2 * jnp.eye(w.shape[0], dtype=w.dtype)
-        bvec = As @ blk.y / blk.n
-    rhs = on * (bvec - lam * jnp.sign(w))
-    target = _support_solve(H, rhs, w != 0)
-    # walk towards it only as far as the first coordinate that would change sign (set to 0):
-    # the objective is the smooth quadratic on that segment, so this step always descends
-    flips = (on > 0) & (jnp.sign(target) != jnp.sign(w))
+        As = blk.At[sel]  # (cap, n)
+        Hs = As @ As.T / blk.n + blk.l2 * jnp.eye(cap, dtype=w.dtype)
+        bs = As @ blk.y / blk.n
+    Hs = jnp.where(valid[:, None] & valid[None, :], Hs, 0.0)
+    rhs = jnp.where(valid, bs - lam[sel] * jnp.sign(w[sel]), 0.0)
+    xs = _cholesky_solve(Hs, rhs, jnp.minimum(count, cap))
+    target = jnp.zeros_like(w).at[sel].set(jnp.where(valid, xs, 0.0))
+    flips = on & (jnp.sign(target) != jnp.sign(w))
     cross = jnp.where(flips, w / jnp.where(flips, w - target, 1.0), 1.0)
     t = jnp.clip(jnp.min(cross), 0.0, 1.0)
-    step = w + t * (target - w)
-    return jnp.where(flips & (cross <= t), 0.0, step)
+    step = jnp.where(flips & (cross <= t), 0.0, w + t * (target - w))
+    return jnp.where(count <= cap, step, w)
 
 
 def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
