@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,6 +47,21 @@ def rtol_for(dtype) -> float:
     return {"bfloat16": 1e-2, "float16": 1e-2, "float32": 1e-6, "float64": 1e-12}[
         jnp.dtype(dtype).name
     ]
+
+
+def pytest_configure(config):
+    """A compilation cache for this session (``L1OPTAX_TEST_JIT_CACHE=0`` turns it off).
+
+    Many tests compile the same program again from a new ``jax.jit`` object (the same optimizer
+    built per parametrization, the reference run of a comparison): with the persistent cache in
+    a fresh temporary folder, XLA compiles each distinct program once per session.
+    """
+    if os.environ.get("L1OPTAX_TEST_JIT_CACHE", "1") == "0":
+        return
+    cache = tempfile.mkdtemp(prefix="l1optax-jit-cache-")
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 def pytest_collection_finish(session):
