@@ -968,12 +968,6 @@ def _prepare(
     )
 
 
-def _intercept(cfg: _Config, info: LassoInfo, W: jax.Array, ymean, xmean) -> jax.Array:
-    if cfg.loss == "squared":
-        return ymean - W @ xmean
-    return info.intercept
-
-
 def _check_strengths(fn: str, arg: str, value: Any) -> None:
     v.check_strength(value, fn=fn, arg=arg, allow_schedule=False)
 
@@ -1148,50 +1142,90 @@ def _fit(fn, X, y, alphas, **options):
     cfg, data, c, l2, tol, limits, ymean, xmean, dtype = _prepare(
         fn, X, y, num_strengths=int(alphas.shape[0]), **options
     )
-    alphas = alphas.astype(dtype)
+    alphas = jnp.asarray(alphas, dtype)  # not weak-typed: one compiled program under jax.grad too
     p = data.colsq.shape[0]
-    stop = jax.lax.stop_gradient  # the loops are never differentiated: see _implicit
-    W, info = _path_jit(
-        cfg, stop(data), stop(alphas), stop(l2), stop(c), stop(tol), limits,
-        jnp.zeros((p,), dtype), jnp.zeros((), dtype),
-    )  # fmt: skip
-    if cfg.loss == "squared" and not cfg.sparse:
-        W = jax.vmap(_implicit, in_axes=(0, None, None, 0, None, None, None))(
-            W, data.X, data.y, alphas, l2, c, data.n
-        )
-    info = info._replace(intercept=_intercept(cfg, info, W, ymean, xmean))
-    return W, info
+    W, info = _solve_path(
+        cfg, data, alphas, l2, c, tol, limits, jnp.zeros((p,), dtype), jnp.zeros((), dtype)
+    )
+    B = info.intercept
+    if not cfg.sparse:  # implicit differentiation: see _implicit
+        W, B = _implicit_path(cfg.loss, cfg.intercept, W, B, data.X, data.y, alphas, l2, c, data.n)
+    if cfg.loss == "squared":
+        B = ymean - W @ xmean
+    return W, info._replace(intercept=B)
 
 
-@jax.custom_jvp
-def _implicit(w, X, y, alpha, l2, c, n):
-    r"""The identity on the solution; its JVP is the implicit-function derivative.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _solve_path(cfg: _Config, *args):
+    """The compiled solver, never differentiated (its JVP is zero: see _implicit), so that
+    ``jax.grad`` and ``jax.jvp`` reuse the program compiled for plain calls."""
+    return _path_jit(cfg, *args)
 
-    On the support S the optimality condition
-    :math:`F = X_S^\top(X_S w_S - y)/n + \lambda_2 w_S + \alpha c_S\,\mathrm{sign}(w_S) = 0`
-    holds, so :math:`\partial w_S = -H_{SS}^{-1}\,\partial F` with
-    :math:`H = X^\top X/n + \lambda_2 I`, and :math:`\partial w = 0` off the support (the
-    support is locally constant away from kinks). The solve uses a Cholesky factor of the masked
-    p x p system (O(p^3): meant for p up to a few thousand).
+
+@_solve_path.defjvp
+def _solve_path_jvp(cfg, primals, tangents):
+    out = _solve_path(cfg, *primals)
+
+    def zero(x):
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            return jnp.zeros_like(x)
+        return np.zeros(x.shape, jax.dtypes.float0)
+
+    return out, jax.tree.map(zero, out)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _implicit(loss, intercept, w, b, X, y, alpha, l2, c, n):
+    r"""The identity on the solution ``(w, b)``; its JVP is the implicit-function derivative.
+
+    On the support S (and the intercept, for the logistic loss with ``intercept``) the
+    optimality condition
+    :math:`F = X_S^\top \nabla f(Xw + b) + \lambda_2 w_S + \alpha c_S\,\mathrm{sign}(w_S) = 0`
+    (and :math:`\mathbf{1}^\top \nabla f(Xw + b) = 0`) holds, so
+    :math:`\partial(w_S, b) = -H^{-1}\,\partial F` with :math:`H` the Hessian of the smooth
+    part in :math:`(w_S, b)` (:math:`X^\top X/n + \lambda_2 I` for the squared loss,
+    :math:`[X, 1]^\top D [X, 1] + \lambda_2 I` with the logistic curvatures :math:`D`), and
+    :math:`\partial w = 0` off the support (locally constant away from kinks). The labels of
+    the logistic loss are not differentiated. The solve uses a Cholesky factor of the masked
+    system (O(p^3): meant for p up to a few thousand). For the squared loss the data are
+    centred before (``b`` is recovered from the means), so ``b`` passes through.
     """
-    return w
+    return w, b
 
 
 @_implicit.defjvp
-def _implicit_jvp(primals, tangents):
-    w, X, y, alpha, l2, c, n = primals
-    _, dX, dy, dalpha, dl2, dc, _ = tangents
-    mask = (w != 0).astype(w.dtype)
+def _implicit_jvp(loss, intercept, primals, tangents):
+    w, b, X, y, alpha, l2, c, n = primals
+    _, _, dX, dy, dalpha, dl2, dc, _ = tangents
     sign = jnp.sign(w)
-    r = X @ w - y
-    rhs = (dX.T @ r + X.T @ (dX @ w) - X.T @ dy) / n
-    rhs = rhs + dl2 * w + dalpha * c * sign + alpha * dc * sign
-    rhs = -mask * rhs
+    p = w.shape[0]
+    if loss == "logistic":
+        dy = jnp.zeros_like(dy)  # binary labels: not differentiated
 
+    def optimality(X, y, alpha, l2, c):
+        u = _loss_grad(loss, X @ w + b, y, n)
+        return jnp.concatenate([X.T @ u + l2 * w + alpha * c * sign, jnp.sum(u)[None]])
+
+    _, dF = jax.jvp(optimality, (X, y, alpha, l2, c), (dX, dy, dalpha, dl2, dc))
+    z = X @ w + b
+    if loss == "squared":
+        h = jnp.full(z.shape, 1.0, z.dtype) / n
+    else:
+        h = jax.nn.sigmoid(y * z) * jax.nn.sigmoid(-y * z) / n
+    Xb = jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+    H = (Xb * h[:, None]).T @ Xb + jnp.diag(jnp.append(jnp.full((p,), l2, w.dtype), 0.0))
+    free_b = 1.0 if (loss == "logistic" and intercept) else 0.0
+    mask = jnp.append((w != 0).astype(w.dtype), free_b)
     # the masked system M H M + (I - M), SPD; its Cholesky factor depends on the primals only,
     # so the tangent is two triangular solves: linear, and transposable for jax.grad
-    H = X.T @ X / n + l2 * jnp.eye(w.shape[0], dtype=w.dtype)
     A = mask[:, None] * H * mask[None, :] + jnp.diag(1 - mask)
-    factor = jax.scipy.linalg.cho_factor(A)
-    dw = jax.scipy.linalg.cho_solve(factor, rhs)
-    return w, mask * dw
+    dx = mask * jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(A), -mask * dF)
+    return (w, b), (dx[:p], dx[p])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _implicit_path(loss, intercept, W, B, X, y, alphas, l2, c, n):
+    one = functools.partial(_implicit, loss, intercept)
+    return jax.vmap(one, in_axes=(0, 0, None, None, 0, None, None, None))(
+        W, B, X, y, alphas, l2, c, n
+    )
