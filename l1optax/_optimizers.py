@@ -36,6 +36,7 @@ from l1optax._transforms import (
     _at,
     _evaluate_hyperparams,
     _update_to,
+    check_strength_shapes_at_init,
     is_static_zero_tree,
     maybe_masked,
     prox_in_metric,
@@ -101,6 +102,7 @@ def _proximal_optimizer(
             f"{jnp.shape(learning_rate)} (it would change the parameters' shapes)"
         )
     v.check_strength(l2reg, fn=fn, arg="l2reg")
+    default_prox = prox is None
     if prox is None:
         v.check_strength(l1reg, fn=fn, arg="l1reg")
         if is_static_zero_tree(l2reg):
@@ -119,9 +121,12 @@ def _proximal_optimizer(
                 "put every strength in `l1reg` (passed to the prox as its hyperparams)"
             )
         hyperparams = l1reg
-    return prox_in_metric(
+    tx = prox_in_metric(
         optimizer, step_sizes, hyperparams, prox=prox, mask=mask, feedback=feedback, name=fn
     )
+    if not default_prox:
+        return tx
+    return check_strength_shapes_at_init(tx, {"l1reg": l1reg, "l2reg": l2reg}, fn=fn)
 
 
 def _trace_feedback(index: int, momentum: Any, nesterov: bool, *, gradient_units: bool):

@@ -314,7 +314,8 @@ def apply_l1_prox(
         learning_rate
     )
     prox = functools.partial(_prox_l1, fn=fn)
-    return _proximal_transform(prox, learning_rate, l1reg, mask=mask, fn=fn, identity=identity)
+    tx = _proximal_transform(prox, learning_rate, l1reg, mask=mask, fn=fn, identity=identity)
+    return check_strength_shapes_at_init(tx, {"l1reg": l1reg}, fn=fn)
 
 
 def add_l1_subgradient(
@@ -412,6 +413,23 @@ def _is_static_zero(s: Any) -> bool:
         return bool(np.asarray(s) == 0)
     except (TypeError, ValueError):
         return False
+
+
+def check_strength_shapes_at_init(
+    tx: optax.GradientTransformation, strengths: dict[str, Any], *, fn: str
+) -> optax.GradientTransformationExtraArgs:
+    """``tx`` whose ``init`` checks per-leaf strengths (trees like the parameters) against every
+    leaf, masked-out leaves included (as :func:`l1_penalty` does): a strength never changes a
+    parameter's shape, whether or not it is applied. Schedules are checked at step 0."""
+
+    def init_fn(params):
+        arrays = v.scalars_as_arrays(params)
+        for arg, value in strengths.items():
+            at_zero = _evaluate_hyperparams(value, jnp.zeros([], jnp.int32), fn=fn, arg=arg)
+            v.broadcast_to_params(at_zero, arrays, fn=fn, arg=arg)
+        return tx.init(params)
+
+    return optax.GradientTransformationExtraArgs(init_fn, optax.with_extra_args_support(tx).update)
 
 
 def penalized_leaves(mask: Mask, params: Tree, *, fn: str) -> Tree:
@@ -652,6 +670,8 @@ def with_l1(
     def init_fn(params):
         state = tx.init(params)
         _, injected_lr = read(state.inner_state, state.count)
+        if injected_lr is not None:
+            v.check_strength(injected_lr, fn=fn, arg="learning_rate (read from the state)")
         if injected_lr is not None and learning_rate is not None:
             given = np.asarray(_at(learning_rate, jnp.zeros([], jnp.int32)), np.float64)
             held = np.asarray(injected_lr, np.float64)
@@ -664,4 +684,5 @@ def with_l1(
                 )
         return state
 
-    return optax.GradientTransformationExtraArgs(init_fn, tx.update)
+    checked = optax.GradientTransformationExtraArgs(init_fn, tx.update)
+    return check_strength_shapes_at_init(checked, {"l1reg": l1reg}, fn=fn)
