@@ -24,14 +24,8 @@ EXAMPLES_DIR = "examples"
 BENCH_DIR = "benchmarks"
 SKIP = {"__version__"}  # documented on the API index page
 
-# Pages other people write; until they exist a stub page keeps the links (and --strict) working.
-PLACEHOLDERS = {
-    "bad-input.md": (
-        "# Bad input and error messages\n\n"
-        "!!! note\n    This page is being written (issue 11). Until then, each function's API "
-        "page lists what it raises under **Raises**.\n"
-    ),
-}
+# Pages the hook writes when the docs/ file is missing (none left: every page is written).
+PLACEHOLDERS: dict[str, str] = {}
 
 
 def _inline_math(match: re.Match[str]) -> str:
