@@ -11,8 +11,7 @@ import numpy as np
 
 from l1optax import _selection
 from l1optax import _validation as v
-
-Tree = Any
+from l1optax._types import Tree
 
 
 def kkt_violation(

@@ -16,8 +16,7 @@ import jax.numpy as jnp
 from l1optax import _validation as v
 from l1optax._penalty import abs_with_zero_subgradient
 from l1optax._prox import _soft_threshold
-
-Tree = Any
+from l1optax._types import Tree
 
 
 def elastic_net_penalty(

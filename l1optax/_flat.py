@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from l1optax import _validation as v
+from l1optax._types import Tree
 
-Tree = Any
 Flat = dict[str, jax.Array]
 
 

@@ -10,9 +10,8 @@ import numpy as np
 import optax
 
 from l1optax import _validation as v
-from l1optax._transforms import ScalarOrSchedule, _at
-
-Tree = Any
+from l1optax._transforms import _at
+from l1optax._types import ScalarOrSchedule, Tree
 
 
 class FtrlState(NamedTuple):

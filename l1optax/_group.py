@@ -23,10 +23,8 @@ import optax
 
 from l1optax import _validation as v
 from l1optax._prox import _soft_threshold
-from l1optax._transforms import ScalarOrSchedule, _proximal_transform, maybe_masked
-
-Tree = Any
-Axis = int | tuple[int, ...] | None
+from l1optax._transforms import _proximal_transform, maybe_masked
+from l1optax._types import Axis, ScalarOrSchedule, Tree
 
 
 def _is_axis_leaf(x: Any) -> bool:

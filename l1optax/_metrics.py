@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-Tree = Any
+from l1optax._types import Tree
+
 StepSizes = Callable[[optax.OptState, jax.Array], Tree]
 
 

@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from l1optax import _validation as v
+from l1optax._types import Tree
 
-Tree = Any
 Kernel = Callable[..., jax.Array]
 
 

@@ -30,9 +30,6 @@ from l1optax import _validation as v
 from l1optax._elastic_net import _prox_elastic_net
 from l1optax._prox import _prox_l1
 from l1optax._transforms import (
-    Mask,
-    Prox,
-    ScalarOrSchedule,
     _at,
     _evaluate_hyperparams,
     _update_to,
@@ -41,8 +38,7 @@ from l1optax._transforms import (
     maybe_masked,
     prox_in_metric,
 )
-
-Tree = Any
+from l1optax._types import Mask, Prox, ScalarOrSchedule, Tree
 
 
 class CumulativeL1State(NamedTuple):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from l1optax import _validation as v
-
-Tree = Any
+from l1optax._types import Tree
 
 
 @jax.custom_jvp

@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from l1optax import _validation as v
-
-Tree = Any
+from l1optax._types import Tree
 
 
 def soft_threshold(x: jax.Array, threshold: float | jax.Array) -> jax.Array:

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from l1optax import _validation as v
+from l1optax._types import Tree
 
-Tree = Any
 Elementwise = Callable[[jax.Array], jax.Array]
 
 

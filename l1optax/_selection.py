@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from l1optax import _validation as v
+from l1optax._types import Tree
 
-Tree = Any
 Pattern = str | re.Pattern
 PathPredicate = Callable[[tuple[str | int, ...], Any], bool]
 

@@ -48,9 +48,7 @@ import numpy as np
 import optax
 
 from l1optax import _validation as v
-
-Tree = Any
-
+from l1optax._types import Tree
 
 # --------------------------------------------------------------------------------------------
 # schedule

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,11 +14,7 @@ import optax
 from l1optax import _metrics
 from l1optax import _validation as v
 from l1optax._prox import _prox_l1, prox_l1
-
-Tree: TypeAlias = Any
-ScalarOrSchedule: TypeAlias = float | jax.Array | optax.Schedule
-Prox: TypeAlias = Callable[[Tree, Any, Any], Tree]
-Mask: TypeAlias = Tree | Callable[[Tree], Tree] | None
+from l1optax._types import Mask, Prox, ScalarOrSchedule, Tree
 
 
 class ProxState(NamedTuple):

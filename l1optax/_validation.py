@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-Tree = Any
+from l1optax._types import Tree
 
 
 def is_none(x: Any) -> bool:
