@@ -8,13 +8,17 @@ written with static shapes so that it compiles once and runs on CPU, GPU and TPU
 
 * an outer loop computes one full gradient per iteration, the duality gap from a rescaled dual
   point, the KKT violation and the Gap Safe screening test (Ndiaye et al. 2017);
-* a working set of fixed capacity (a ladder of capacities 32, 128, 512, ..., p chosen by
-  ``lax.switch``, so every shape is static) holds the current support and the features closest
-  to violating their dual constraint; it grows geometrically when the support does;
-* the inner solver runs coordinate descent on the working set's Gram block (for the logistic
-  loss, proximal Newton steps whose quadratic models are solved by the same coordinate descent),
-  to a fraction of the target duality gap;
-* a path is one ``lax.scan`` over the strengths with warm starts (coefficients and capacity).
+* a working set (its size traced, at least twice the support, doubled when an outer iteration
+  makes no progress) holds the current support and the features closest to violating their
+  dual constraint, inside a compiled block of fixed capacity (a ladder 128, 512, 2048, ..., p
+  chosen by ``lax.switch``, or p alone up to 256, so every shape is static);
+* the inner solver is cyclic coordinate descent on the working set, in Gram form (K x K block)
+  when the block is narrower than n and in residual form (no block: celer's and skglm's form)
+  otherwise, with Anderson acceleration every 6 epochs and an exact step on the support (a
+  Cholesky solve, walked back to the first sign change) kept only when it lowers the objective;
+  for the logistic loss, proximal Newton steps whose quadratic models are solved by the same
+  coordinate descent; each block is solved to a fraction of the target duality gap;
+* a path is one ``lax.scan`` over the strengths with warm starts (coefficients and size).
 """
 
 from __future__ import annotations
@@ -699,10 +703,10 @@ def lasso_cv(
 ) -> tuple[jax.Array, LassoCVInfo]:
     r"""Chooses the lasso strength by K-fold cross-validation, as ``LassoCV(cv=folds)`` does.
 
-    .. math:: \hatlpha = rg\min_{lpha_k} rac{1}{F}\sum_{f=1}^{F} rac{1}{|T_f|}\sum_{i \in T_f} ig(y_i - x_i^	op w_{-f}(lpha_k) - b_{-f}(lpha_k)ig)^2
+    .. math:: \hat\alpha = \arg\min_{\alpha_k} \frac{1}{F}\sum_{f=1}^{F} \frac{1}{|T_f|}\sum_{i \in T_f} \big(y_i - x_i^\top w_{-f}(\alpha_k) - b_{-f}(\alpha_k)\big)^2
 
     The same grid as scikit-learn (``num`` strengths from
-    :math:`lpha_{\max} = \|X_c^	op y_c\|_\infty / n` down to ``eps`` times it, geometric), the
+    :math:`\alpha_{\max} = \|X_c^\top y_c\|_\infty / n` down to ``eps`` times it, geometric), the
     same folds (``KFold(folds)`` without shuffling: contiguous test blocks, the first
     ``n % folds`` one sample larger), the same criterion (the mean over folds of the test mean
     squared error) and the same tie rule (the first minimum, i.e. the largest strength). Each
@@ -1003,7 +1007,8 @@ def lasso(
     option set; ``l1reg``, ``l2reg``, ``weights``, ``tol`` and the data are traced. Differentiable:
     ``jax.grad``/``jax.jvp`` of ``w`` (and of the intercept) with respect to ``l1reg``, ``l2reg``,
     ``weights``, ``X`` and ``y`` use implicit differentiation from the optimality condition on
-    the support (squared loss, dense ``X``; the solver's loops are never unrolled). The other
+    the support (dense ``X``, both losses; for the logistic loss the intercept too, and the
+    labels are not differentiated; the solver's loops are never unrolled). The other
     fields of ``info`` are not differentiated.
 
     Args:

@@ -557,7 +557,7 @@ def _check_problem(
 def _abstract(tree: Tree) -> tuple:
     """A hashable description of a pytree's structure, shapes and dtypes (raises TypeError)."""
     leaves, treedef = jax.tree.flatten(tree)
-    avals = []
+    avals: list[tuple] = []
     for leaf in leaves:
         if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
             avals.append((tuple(leaf.shape), str(leaf.dtype), getattr(leaf, "weak_type", False)))
@@ -591,7 +591,8 @@ def _check_prox(fn, prox, init_params, l1reg) -> None:
         ) from err
     want = jax.tree.map(lambda p: (p.shape, p.dtype), init_params)
     got = jax.tree.map(lambda p: (p.shape, p.dtype), proxed)
-    if jax.tree.structure(want) != jax.tree.structure(got) or want != got:
+    want_def: Any = jax.tree.structure(want)
+    if want_def != jax.tree.structure(got) or want != got:
         raise ValueError(
             f"`{fn}(prox=...)` must return a pytree with the structure, shapes and dtypes of "
             f"init_params; got {got} for {want}"
@@ -785,7 +786,7 @@ def l1_path(
       via coordinate descent", Journal of Statistical Software 33(1).
     """
     fn = "l1_path"
-    options = {
+    options: dict[str, Any] = {
         "prox": prox_l1,
         "stepsize": None,
         "maxiter": 500,
@@ -838,11 +839,11 @@ def l1_path(
             if coord:
                 where += "[" + ", ".join(map(str, coord)) + "]"
             where = f" at {where}" if where else ""
+            later, earlier = float(arr[(k + 1,) + coord]), float(arr[(k,) + coord])
             raise ValueError(
                 f"`{fn}(l1regs=...)` must be non-increasing (warm starts go from strong to weak "
                 f"regularization; pass e.g. np.sort(l1regs)[::-1]), but entry {k + 1} "
-                f"({float(arr[(k + 1, *coord)])!r}) exceeds entry {k} "
-                f"({float(arr[(k, *coord)])!r}){where}"
+                f"({later!r}) exceeds entry {k} ({earlier!r}){where}"
             )
     first = jax.tree.map(lambda leaf: leaf[0], l1regs)
     program, consts = _check_problem(fn, loss_fn, prox, init_params, first, args, kwargs)
@@ -981,6 +982,7 @@ def lambda_max(
         treedef, [jnp.zeros_like(p) if m else p for m, p in zip(mask_leaves, leaves, strict=True)]
     )
     grads = jax.tree.leaves(jax.grad(lambda p: loss_fn(p, *args))(zero))
+    weight_leaves: list[Any]
     if weights is None:
         weight_leaves = [None] * len(leaves)
     else:
