@@ -87,4 +87,22 @@ class RstToMarkdown(griffe.Extension):
 
     def on_instance(self, *, obj: Any, **kwargs: Any) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = rst_to_markdown(obj.docstring.value, self._public)
+            value = obj.docstring.value
+            if "{common}" in value:
+                value = _runtime_docstring(obj.path) or value
+            obj.docstring.value = rst_to_markdown(value, self._public)
+
+
+def _runtime_docstring(path: str) -> str | None:
+    """The docstring a decorator filled in at import (``{common}`` templates of the optimizers).
+
+    Griffe reads docstrings from the source, where the shared argument text is still a template.
+    """
+    import importlib
+    import inspect
+
+    module, _, name = path.rpartition(".")
+    try:
+        return inspect.getdoc(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError):
+        return None
