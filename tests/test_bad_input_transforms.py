@@ -7,6 +7,7 @@ error or a silently dropped update, and Python-number leaves behave like 0-d arr
 
 import functools
 
+import _catalog
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +15,6 @@ import optax
 import pytest
 
 import l1optax
-from tests import _catalog
 
 
 def _entry_ids(entries):
