@@ -36,7 +36,7 @@ from l1optax import _validation as v
 _LOSSES = ("squared", "logistic")
 _FIRST_SIZE = 32  # the first working set
 _FIRST_CAPACITY = 128
-_GROWTH = 4  # compiled capacities 128, 512, 2048, ..., p (p alone up to 256): few branches
+_GROWTH = 4  # capacities 128, 512, ..., p (32, 128, ... when n >= p): _capacities
 _INNER_FRACTION = 0.3  # the working-set problem is solved to this fraction of the target gap
 _ANDERSON = 5  # Anderson acceleration: extrapolate from the last 5 + 1 epochs (skglm's choice)
 _UNROLL = 4  # coordinates per coordinate-descent loop step
@@ -813,11 +813,21 @@ def lasso_cv(
 # preparing the data (validation, centring, sparse conversion)
 
 
-def _capacities(p: int) -> tuple:
-    if p <= 2 * _FIRST_CAPACITY:  # the loops visit only the working set: one capacity will do
+def _capacities(p: int, n: int) -> tuple:
+    """The compiled working-set capacities: a geometric ladder ending at p.
+
+    When n >= p the blocks are Gram blocks (n K^2 to form): the ladder starts small. When p > n
+    the residual form costs O(K) per coordinate whatever the working-set size (the loops visit
+    the working set only), so fewer, larger capacities do (one up to 256 features).
+    """
+    if n >= p:
+        first = _FIRST_SIZE
+    elif p <= 2 * _FIRST_CAPACITY:
         return (p,)
+    else:
+        first = _FIRST_CAPACITY
     caps = []
-    k = _FIRST_CAPACITY
+    k = first
     while k < p:
         caps.append(k)
         k *= _GROWTH
@@ -955,7 +965,7 @@ def _prepare(
         sparse=sparse,
         intercept=fit_intercept and loss == "logistic",
         use_gram=use_gram,
-        capacities=_capacities(p),
+        capacities=_capacities(p, n),
         max_newton=50,
     )
     limits = (jnp.asarray(max_iter, jnp.int32), jnp.asarray(max_epochs, jnp.int32))

@@ -234,12 +234,9 @@ def test_lasso_cv_bad_folds():
 def test_hypergradient_equals_central_finite_differences(x64):
     # implicit differentiation (optimality condition on the support) through lasso / lasso_path,
     # w.r.t. the strength, the ridge strength and the data: central differences within 1e-6
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((30, 12))
-    w_true = np.zeros(12)
-    w_true[:4] = [2.0, -1.0, 0.5, 1.5]
-    y = X @ w_true + 0.1 * rng.standard_normal(30)
-    Xv = rng.standard_normal((20, 12))
+    # (the shapes of the other tests: their compiled programs are reused)
+    X, y, w_true = make_regression(*SHAPE, seed=10)
+    Xv = np.random.default_rng(0).standard_normal((20, SHAPE[1]))
     yv = Xv @ w_true
     opts = dict(fit_intercept=True, tol=1e-16, max_iter=4, max_epochs=60)
 
@@ -250,10 +247,12 @@ def test_hypergradient_equals_central_finite_differences(x64):
     def central(f, h=1e-5):
         return (float(f(h)) - float(f(-h))) / (2 * h)
 
-    a = 0.05
+    a = 0.1 * np.abs(X.T @ (y - y.mean())).max() / SHAPE[0]
+    w_a = np.asarray(lasso(X, y, a, l2reg=0.05, **opts)[0])
+    j = int(np.flatnonzero(w_a)[0])  # perturb a column in the support
     e_x = np.zeros_like(X)
-    e_x[2, 1] = 1.0
-    e_y = np.eye(30)[3]
+    e_x[2, j] = 1.0
+    e_y = np.eye(SHAPE[0])[3]
     g_alpha = jax.grad(held_out)(a)
     g_X, g_y = jax.grad(lambda X, y: held_out(a, X=X, y=y), argnums=(0, 1))(
         jnp.asarray(X), jnp.asarray(y)
@@ -261,18 +260,24 @@ def test_hypergradient_equals_central_finite_differences(x64):
     checks = [
         (g_alpha, central(lambda h: held_out(a + h))),
         (g_y[3], central(lambda h: held_out(a, y=y + h * e_y))),
-        (g_X[2, 1], central(lambda h: held_out(a, X=X + h * e_x))),
+        (g_X[2, j], central(lambda h: held_out(a, X=X + h * e_x))),
     ]
     for got, want in checks:
+        assert abs(want) > 1e-6  # a real dependence
         np.testing.assert_allclose(float(got), want, rtol=1e-6)
-    # forward mode through the path: d coefs / d t for strengths t * grid
-    grid = np.array([0.3, 0.1, 0.03])
+    # forward mode through a path (diabetes, the grid of the path test): d coefs / d t for
+    # strengths t * grid
+    Xd, yd = load_diabetes(return_X_y=True)
+    yd = yd - yd.mean()
+    alpha_max = np.abs(Xd.T @ yd).max() / Xd.shape[0]
+    grid = np.geomspace(alpha_max, 1e-3 * alpha_max, 100)
 
     def path(t):
-        return lasso_path(X, y, t * grid, **opts)[0]
+        return lasso_path(Xd, yd, t * grid, tol=1e-13)[0]
 
-    tangent = jax.jvp(path, (1.0,), (1.0,))[1]
-    fd = (np.asarray(path(1.0 + 1e-5)) - np.asarray(path(1.0 - 1e-5))) / 2e-5
+    t0 = 0.99  # t = 1 puts the first strength at alpha_max, a kink of the path
+    tangent = jax.jvp(path, (t0,), (1.0,))[1]
+    fd = (np.asarray(path(t0 + 1e-5)) - np.asarray(path(t0 - 1e-5))) / 2e-5
     np.testing.assert_allclose(np.asarray(tangent), fd, rtol=0, atol=1e-6 * np.abs(fd).max())
 
 
