@@ -298,7 +298,12 @@ def prox_adam(
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
     {common}
-      b1, b2, eps, eps_root, mu_dtype, nesterov: as ``optax.adam``.
+      b1: as in ``optax.adam``.
+      b2: as in ``optax.adam``.
+      eps: as in ``optax.adam``.
+      eps_root: as in ``optax.adam``.
+      mu_dtype: as in ``optax.adam``.
+      nesterov: as in ``optax.adam``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
@@ -390,7 +395,11 @@ def prox_nadam(
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
     {common}
-      b1, b2, eps, eps_root, mu_dtype: as ``optax.nadam``.
+      b1: as in ``optax.nadam``.
+      b2: as in ``optax.nadam``.
+      eps: as in ``optax.nadam``.
+      eps_root: as in ``optax.nadam``.
+      mu_dtype: as in ``optax.nadam``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
@@ -455,7 +464,12 @@ def prox_adamw(
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
     {common}
-      b1, b2, eps, eps_root, mu_dtype, nesterov: as ``optax.adamw``.
+      b1: as in ``optax.adamw``.
+      b2: as in ``optax.adamw``.
+      eps: as in ``optax.adamw``.
+      eps_root: as in ``optax.adamw``.
+      mu_dtype: as in ``optax.adamw``.
+      nesterov: as in ``optax.adamw``.
       weight_decay: AdamW's decoupled decay rate :math:`w \ge 0` (a float or a schedule).
       weight_decay_mask: optax.adamw's ``mask`` (which leaves decay).
 
@@ -530,8 +544,13 @@ def prox_amsgrad(
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
     {common}
-      b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu: as
-        ``optax.amsgrad``.
+      b1: as in ``optax.amsgrad``.
+      b2: as in ``optax.amsgrad``.
+      eps: as in ``optax.amsgrad``.
+      eps_root: as in ``optax.amsgrad``.
+      mu_dtype: as in ``optax.amsgrad``.
+      bias_correction_mu: as in ``optax.amsgrad``.
+      bias_correction_nu: as in ``optax.amsgrad``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
@@ -599,7 +618,11 @@ def prox_adabelief(
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
     {common}
-      b1, b2, eps, eps_root, nesterov: as ``optax.adabelief``.
+      b1: as in ``optax.adabelief``.
+      b2: as in ``optax.adabelief``.
+      eps: as in ``optax.adabelief``.
+      eps_root: as in ``optax.adabelief``.
+      nesterov: as in ``optax.adabelief``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.
@@ -670,8 +693,14 @@ def prox_rmsprop(
     Args:
       learning_rate: :math:`\eta_t > 0`, a float or an optax schedule.
     {common}
-      decay, eps, initial_scale, eps_in_sqrt, centered, momentum, nesterov, bias_correction: as
-        ``optax.rmsprop``.
+      decay: as in ``optax.rmsprop``.
+      eps: as in ``optax.rmsprop``.
+      initial_scale: as in ``optax.rmsprop``.
+      eps_in_sqrt: as in ``optax.rmsprop``.
+      centered: as in ``optax.rmsprop``.
+      momentum: as in ``optax.rmsprop``.
+      nesterov: as in ``optax.rmsprop``.
+      bias_correction: as in ``optax.rmsprop``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``params``.

@@ -186,3 +186,25 @@ def test_summaries_render_inline_math_without_table_pipes():
         api.summary(f)
         == r"Proximal operator of $\lambda\Vert \cdot\Vert _1$ (see `prox_l1`, `x.y`)."
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["prox_sgd", "prox_adam", "prox_adamw", "prox_rmsprop", "prox_adagrad"]
+)
+def test_api_pages_get_the_docstring_the_decorator_filled_in(name):
+    """Griffe reads the source, where the optimizers' shared argument text is a ``{common}``
+    template; the extension must hand mkdocstrings the text filled in at import."""
+    griffe = pytest.importorskip("griffe")
+    rst = _load("griffe_rst")
+    package = griffe.load("l1optax", search_paths=[str(ROOT)])
+    function = package[name]
+    assert "{common}" in function.docstring.value  # the source still has the template
+    rst.RstToMarkdown().on_instance(obj=function)
+    parsed = {
+        p.name
+        for section in function.docstring.parse("google")
+        if section.kind.value == "parameters"
+        for p in section.value
+    }
+    assert {"learning_rate", "l1reg", "l2reg", "mask", "prox"} <= parsed
+    assert "{common}" not in function.docstring.value
