@@ -72,6 +72,11 @@ def pytest_collection_finish(session):
     """
     if session.config.option.collectonly:
         return
+    if hasattr(session.config, "workerinput"):
+        # Under pytest-xdist every worker collects every test but runs only its share: starting
+        # here would run each check once per worker. The test starts it on first use instead,
+        # while the other worker keeps the second core busy.
+        return
     modules = {}
     for item in session.items:
         module = getattr(item, "module", None)
