@@ -192,8 +192,9 @@ def check_float_leaves(params: Tree, *, fn: str, python_scalars: bool = True) ->
     """Raises ``TypeError`` naming the first leaf that is not a supported floating/complex array.
 
     8-bit (and 4-bit) floats are rejected: JAX has no implicit promotion for them, and the
-    thresholds of a prox would round to nothing. With ``python_scalars=False`` (what transforms
-    use: their updates and state need array leaves) a Python number leaf is rejected too.
+    thresholds of a prox would round to nothing. With ``python_scalars=False`` a Python number
+    leaf is rejected too (transforms do not use it: ``check_update_args`` turns such leaves into
+    0-d arrays instead).
     """
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         where = jax.tree_util.keystr(path) or "<root>"
