@@ -182,7 +182,7 @@ def _gap(xp: Any, X: Any, y: Any, w: Any, alpha: Any) -> Any:
     lam = n * alpha
     r = y - X @ w
     r_norm2 = xp.dot(r, r)
-    dual_norm = xp.max(xp.abs(X.T @ r)) if X.shape[1] else xp.zeros((), r.dtype)
+    dual_norm = xp.max(xp.abs(r @ X)) if X.shape[1] else xp.zeros((), r.dtype)
     scale = xp.where(dual_norm > lam, lam / xp.where(dual_norm > 0, dual_norm, 1), 1.0)
     gap = 0.5 * r_norm2 * (1 + scale**2) + lam * xp.sum(xp.abs(w)) - scale * xp.dot(r, y)
     return gap / n

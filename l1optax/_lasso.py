@@ -115,7 +115,10 @@ def _matvec(d: _Data, w: jax.Array) -> jax.Array:
 
 
 def _rmatvec(d: _Data, r: jax.Array) -> jax.Array:
-    return d.X.T @ r - d.xmean * jnp.sum(r)
+    # r @ X, not X.T @ r: XLA's CPU backend copies a transposed dense operand (8 MB for
+    # 200 x 5000 float64) on every call; r @ X reads X in place and is ~8x faster there.
+    xtr = d.X.T @ r if isinstance(d.X, jsparse.BCOO) else r @ d.X
+    return xtr - d.xmean * jnp.sum(r)
 
 
 def _columns(d: _Data, idx: jax.Array, sparse: bool) -> jax.Array:
@@ -240,7 +243,7 @@ class _Block(NamedTuple):
 def _block_state(blk: _Block, w):
     if blk.At is None:
         return blk.H @ w - blk.bvec
-    return blk.At.T @ w - blk.y
+    return w @ blk.At - blk.y  # not At.T @ w: see _rmatvec
 
 
 def _block_grad(blk: _Block, w, st):
@@ -420,7 +423,7 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
         else:
             A = _columns(d, idx, cfg.sparse)
             H = A.T @ A / d.n
-            bvec = A.T @ d.y / d.n
+            bvec = d.y @ A / d.n
             const = jnp.dot(d.y, d.y) / (2 * d.n)
         H = (H + l2 * jnp.eye(K, dtype=H.dtype)) * keepf[:, None] * keepf[None, :]
         bvec = bvec * keepf
@@ -474,7 +477,7 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, alpha, l2, c_ws, target, max_epo
 
     def ws_gap(x, z):
         u = _loss_grad("logistic", z, y, n)
-        g = A.T @ u + l2vec * x
+        g = u @ A + l2vec * x
         absg = jnp.abs(g)
         ratio = jnp.where((lam > 0) & (absg > lam), lam / jnp.where(absg > 0, absg, 1.0), 1.0)
         s = jnp.minimum(1.0, jnp.min(ratio, initial=1.0))
@@ -634,9 +637,6 @@ def _path(cfg: _Config, d: _Data, alphas, l2, c, tol, limits, w0, b0):
     return W, infos
 
 
-_path_jit = jax.jit(_path, static_argnames=("cfg",))
-
-
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _cv_jit(cfg: _Config, X, y, train, alphas, l2, c, tol, limits):
     """Mean squared test error of every strength on every fold (folds vmapped)."""
@@ -651,7 +651,7 @@ def _cv_jit(cfg: _Config, X, y, train, alphas, l2, c, tol, limits):
         yc = (y - ymean) * m
         gram = None
         if cfg.use_gram:
-            gram = (Xc.T @ Xc / n_train, Xc.T @ yc / n_train, jnp.dot(yc, yc) / n_train)
+            gram = (Xc.T @ Xc / n_train, yc @ Xc / n_train, jnp.dot(yc, yc) / n_train)
         d = _Data(Xc, yc, jnp.zeros_like(xmean), n_train, jnp.sum(Xc**2, axis=0), gram)
         p = X.shape[1]
         W, info = _path(cfg, d, alphas, l2, c, tol, limits, jnp.zeros((p,), dtype), ymean * 0)
@@ -895,55 +895,21 @@ def _prepare(
     if n == 0 or p == 0:
         raise ValueError(f"`{fn}(X=...)` is empty, shape {tuple(X.shape)}")
     dtype = v.compute_dtype(jnp.result_type(X.dtype, y.dtype, jnp.float32))
-    X = X.astype(dtype)
-    y = y.astype(dtype)
     concrete = v.is_concrete(y) and v.is_concrete(X.data if sparse else X)
-    if concrete:
-        values = np.asarray(X.data if sparse else X)
-        if not (np.all(np.isfinite(values)) and np.all(np.isfinite(np.asarray(y)))):
-            raise ValueError(f"`{fn}`: X and y must be finite (found NaN or inf)")
-    if loss == "logistic":
-        if concrete:
-            labels = np.unique(np.asarray(y))
-            if not (set(labels.tolist()) <= {-1.0, 1.0} or set(labels.tolist()) <= {0.0, 1.0}):
-                raise ValueError(
-                    f"`{fn}(y=...)` must hold binary labels in {{-1, 1}} or {{0, 1}} for the "
-                    f"logistic loss, got values {labels[:5].tolist()}"
-                )
-            if set(labels.tolist()) <= {0.0, 1.0}:
-                y = 2 * y - 1
-        else:
-            y = jnp.where(y == 0, -1.0, y).astype(dtype)
-    if weights is None:
-        c = jnp.ones((p,), dtype)
-    else:
+    if loss == "logistic" and concrete:
+        labels = np.unique(np.asarray(y))
+        if not (set(labels.tolist()) <= {-1.0, 1.0} or set(labels.tolist()) <= {0.0, 1.0}):
+            raise ValueError(
+                f"`{fn}(y=...)` must hold binary labels in {{-1, 1}} or {{0, 1}} for the "
+                f"logistic loss, got values {labels[:5].tolist()}"
+            )
+    if weights is not None:
         v.check_strength(weights, fn=fn, arg="weights", allow_schedule=False)
         if np.shape(weights) not in ((), (p,)):
             raise ValueError(
                 f"`{fn}(weights=...)` must be a scalar or have shape ({p},), got shape "
                 f"{np.shape(weights)}"
             )
-        c = jnp.broadcast_to(jnp.asarray(weights, dtype), (p,))
-    ymean = jnp.zeros((), dtype)
-    xmean = jnp.zeros((p,), dtype)
-    center = fit_intercept and loss == "squared"
-    if center:
-        ymean = jnp.mean(y)
-        y = y - ymean
-        xmean = (X.T @ jnp.ones((n,), dtype)) / n if sparse else jnp.mean(X, axis=0)
-        if not sparse:
-            X = X - xmean
-            xmean_implicit = jnp.zeros((p,), dtype)
-        else:
-            xmean_implicit = xmean
-    else:
-        xmean_implicit = xmean
-    if sparse:
-        sq = jsparse.BCOO((X.data**2, X.indices), shape=X.shape)
-        colsq = sq.T @ jnp.ones((n,), dtype) - n * xmean_implicit**2
-        colsq = jnp.maximum(colsq, 0.0)
-    else:
-        colsq = jnp.sum(X**2, axis=0)
     if gram == "auto":
         use_gram = (
             (not sparse)
@@ -955,11 +921,6 @@ def _prepare(
         use_gram = bool(gram)
         if use_gram and (sparse or loss != "squared"):
             raise ValueError(f"`{fn}(gram=True)` needs a dense X and the squared loss")
-    nn = jnp.asarray(n, dtype)
-    gram_data = None
-    if use_gram:
-        gram_data = (X.T @ X / nn, X.T @ y / nn, jnp.dot(y, y) / nn)
-    data = _Data(X, y, xmean_implicit, nn, colsq, gram_data)
     cfg = _Config(
         loss=loss,
         sparse=sparse,
@@ -968,18 +929,53 @@ def _prepare(
         capacities=_capacities(p, n),
         max_newton=50,
     )
+    data, c, scalars, limits, ymean, xmean, finite = _design(
+        X, y, weights, l2reg, tol, max_iter, max_epochs,
+        cfg=cfg, dtype=jnp.dtype(dtype), center=fit_intercept and loss == "squared",
+    )  # fmt: skip
+    if v.is_concrete(finite) and not bool(finite):
+        raise ValueError(f"`{fn}`: X and y must be finite (found NaN or inf)")
+    l2, tol_arr = scalars
+    return cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "dtype", "center"))
+def _design(X, y, weights, l2reg, tol, max_iter, max_epochs, *, cfg: _Config, dtype, center):
+    """The arrays the solver reads, in one compiled program (eager ops cost ~20 us each, more
+    than a small lasso's whole solve): cast, labels in {-1, 1}, centring, column norms, Gram."""
+    n, p = X.shape
+    X = X.astype(dtype)
+    y = y.astype(dtype)
+    finite = jnp.all(jnp.isfinite(X.data if cfg.sparse else X)) & jnp.all(jnp.isfinite(y))
+    if cfg.loss == "logistic":
+        y = jnp.where(y == 0, -1.0, y).astype(dtype)  # {0, 1} labels as {-1, 1}
+    if weights is None:
+        c = jnp.ones((p,), dtype)
+    else:
+        c = jnp.broadcast_to(jnp.asarray(weights, dtype), (p,))
+    ymean = jnp.zeros((), dtype)
+    xmean = jnp.zeros((p,), dtype)
+    xmean_implicit = xmean
+    if center:
+        ymean = jnp.mean(y)
+        y = y - ymean
+        xmean = (X.T @ jnp.ones((n,), dtype)) / n if cfg.sparse else jnp.mean(X, axis=0)
+        if cfg.sparse:
+            xmean_implicit = xmean
+        else:
+            X = X - xmean
+    if cfg.sparse:
+        sq = jsparse.BCOO((X.data**2, X.indices), shape=X.shape)
+        colsq = sq.T @ jnp.ones((n,), dtype) - n * xmean_implicit**2
+        colsq = jnp.maximum(colsq, 0.0)
+    else:
+        colsq = jnp.sum(X**2, axis=0)
+    nn = jnp.asarray(n, dtype)
+    gram_data = (X.T @ X / nn, y @ X / nn, jnp.dot(y, y) / nn) if cfg.use_gram else None
+    data = _Data(X, y, xmean_implicit, nn, colsq, gram_data)
     limits = (jnp.asarray(max_iter, jnp.int32), jnp.asarray(max_epochs, jnp.int32))
-    return (
-        cfg,
-        data,
-        c,
-        jnp.asarray(l2reg, dtype),
-        jnp.asarray(tol, dtype),
-        limits,
-        ymean,
-        xmean,
-        dtype,
-    )
+    scalars = (jnp.asarray(l2reg, dtype), jnp.asarray(tol, dtype))
+    return data, c, scalars, limits, ymean, xmean, finite
 
 
 def _check_strengths(fn: str, arg: str, value: Any) -> None:
@@ -1070,12 +1066,11 @@ def lasso(
             f"`{fn}(l1reg=...)` must be a scalar, got shape {np.shape(l1reg)} (per-feature "
             "strengths go in weights=...; several strengths in lasso_path)"
         )
-    W, info = _fit(
+    return _fit(
         fn, X, y, jnp.reshape(jnp.asarray(l1reg), (1,)), loss=loss, l2reg=l2reg,
         weights=weights, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-        max_epochs=max_epochs, gram=gram,
+        max_epochs=max_epochs, gram=gram, squeeze=True,
     )  # fmt: skip
-    return W[0], jax.tree.map(lambda a: a[0], info)
 
 
 def lasso_path(
@@ -1153,28 +1148,50 @@ def lasso_path(
     )  # fmt: skip
 
 
-def _fit(fn, X, y, alphas, **options):
+def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
     cfg, data, c, l2, tol, limits, ymean, xmean, dtype = _prepare(
         fn, X, y, num_strengths=int(alphas.shape[0]), **options
     )
     alphas = jnp.asarray(alphas, dtype)  # not weak-typed: one compiled program under jax.grad too
-    p = data.colsq.shape[0]
-    W, info = _solve_path(
-        cfg, data, alphas, l2, c, tol, limits, jnp.zeros((p,), dtype), jnp.zeros((), dtype)
-    )
+    args = (data, alphas, l2, c, tol, limits)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args)):
+        W, info = _solve_path(cfg, *args)
+    else:  # the same program without custom_jvp's dispatch (~2 ms, more than a small solve)
+        W, info = _path_from_zero_jit(cfg, *args)
+    return _finish(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "squeeze"))
+def _finish(cfg: _Config, W, info, data, alphas, l2, c, ymean, xmean, *, squeeze: bool):
+    """The solution made differentiable (:func:`_implicit`), the intercept, ``lasso``'s squeeze."""
     B = info.intercept
     if not cfg.sparse:  # implicit differentiation: see _implicit
-        W, B = _implicit_path(cfg.loss, cfg.intercept, W, B, data.X, data.y, alphas, l2, c, data.n)
+        one = functools.partial(_implicit, cfg.loss, cfg.intercept)
+        W, B = jax.vmap(one, in_axes=(0, 0, None, None, 0, None, None, None))(
+            W, B, data.X, data.y, alphas, l2, c, data.n
+        )
     if cfg.loss == "squared":
         B = ymean - W @ xmean
-    return W, info._replace(intercept=B)
+    info = info._replace(intercept=B)
+    if squeeze:
+        return W[0], jax.tree.map(lambda a: a[0], info)
+    return W, info
+
+
+def _path_from_zero(cfg: _Config, data, alphas, l2, c, tol, limits):
+    p = data.colsq.shape[0]
+    w0, b0 = jnp.zeros((p,), data.y.dtype), jnp.zeros((), data.y.dtype)
+    return _path(cfg, data, alphas, l2, c, tol, limits, w0, b0)
+
+
+_path_from_zero_jit = jax.jit(_path_from_zero, static_argnames=("cfg",))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _solve_path(cfg: _Config, *args):
     """The compiled solver, never differentiated (its JVP is zero: see _implicit), so that
     ``jax.grad`` and ``jax.jvp`` reuse the program compiled for plain calls."""
-    return _path_jit(cfg, *args)
+    return _path_from_zero_jit(cfg, *args)
 
 
 @_solve_path.defjvp
@@ -1219,7 +1236,7 @@ def _implicit_jvp(loss, intercept, primals, tangents):
 
     def optimality(X, y, alpha, l2, c):
         u = _loss_grad(loss, X @ w + b, y, n)
-        return jnp.concatenate([X.T @ u + l2 * w + alpha * c * sign, jnp.sum(u)[None]])
+        return jnp.concatenate([u @ X + l2 * w + alpha * c * sign, jnp.sum(u)[None]])
 
     _, dF = jax.jvp(optimality, (X, y, alpha, l2, c), (dX, dy, dalpha, dl2, dc))
     z = X @ w + b
@@ -1236,11 +1253,3 @@ def _implicit_jvp(loss, intercept, primals, tangents):
     A = mask[:, None] * H * mask[None, :] + jnp.diag(1 - mask)
     dx = mask * jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(A), -mask * dF)
     return (w, b), (dx[:p], dx[p])
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _implicit_path(loss, intercept, W, B, X, y, alphas, l2, c, n):
-    one = functools.partial(_implicit, loss, intercept)
-    return jax.vmap(one, in_axes=(0, 0, None, None, 0, None, None, None))(
-        W, B, X, y, alphas, l2, c, n
-    )
