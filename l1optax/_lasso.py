@@ -124,8 +124,16 @@ def _rmatvec(d: _Data, r: jax.Array) -> jax.Array:
 def _columns(d: _Data, idx: jax.Array, sparse: bool) -> jax.Array:
     """The (n, K) dense block of the centred columns ``idx``."""
     if sparse:
-        select = jax.nn.one_hot(idx, d.xmean.shape[0], dtype=d.y.dtype).T  # (p, K)
-        block = d.X @ select
+        # one scatter of the non-zeros whose column is in idx: O(nnz), where the product
+        # X @ one_hot(idx) costs O(nnz K)
+        K = idx.shape[0]
+        slot = (
+            jnp.full((d.xmean.shape[0],), K, jnp.int32).at[idx].set(jnp.arange(K, dtype=jnp.int32))
+        )
+        rows, cols = d.X.indices[:, 0], d.X.indices[:, 1]
+        block = (
+            jnp.zeros((d.y.shape[0], K), d.y.dtype).at[rows, slot[cols]].add(d.X.data, mode="drop")
+        )
     else:
         block = jnp.take(d.X, idx, axis=1)
     return block - d.xmean[idx]
