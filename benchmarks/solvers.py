@@ -6,7 +6,10 @@ its solution reaches a relative duality gap (gap / primal objective) of at most 
 reported is the median of ``--repeats`` timed runs at that tolerance, in the same process, after
 the calibration runs have warmed up every compilation. Single strength: alpha = alpha_max / 10.
 Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
-certified. skglm and celer are optional peers (``pip install -e ".[bench]"``); rows for a peer
+certified. Also a sparse design (2000 x 20000 at 0.2% density: ``l1optax.lasso`` on a BCOO
+matrix against the peers on scipy CSC) and L1 logistic regression (mean log-loss +
+alpha |w|_1, alpha = alpha_max / 10, against liblinear, skglm and celer), each certified by its
+own duality gap. skglm and celer are optional peers (``pip install -e ".[bench]"``); rows for a peer
 that is not importable are skipped and said so. Timings include everything a user's call costs
 (argument checks, dispatch, ``block_until_ready``).
 
@@ -47,6 +50,10 @@ import l1optax  # noqa: E402
 DEFAULT_SIZES = [(1_000, 100), (10_000, 1_000), (200, 5_000), (72, 7_129)]
 LARGE_SIZES = [(20_000, 2_000)]
 QUICK_SIZES = [(200, 40)]
+SPARSE_SIZES = [(2_000, 20_000, 0.002)]  # n, p, density: the issue's sparse-X row
+QUICK_SPARSE_SIZES = [(100, 400, 0.05)]
+LOGISTIC_SIZES = [(1_000, 100), (200, 5_000)]
+QUICK_LOGISTIC_SIZES = [(200, 40)]
 TARGET = 1e-6
 PATH_EPS = 1e-2  # alpha_max -> alpha_max / 100
 
@@ -81,6 +88,62 @@ def relative_gap(X: np.ndarray, y: np.ndarray, w: Any, alpha: float) -> float:
     w = np.asarray(w, dtype=np.float64)
     primal = np.sum((y - X @ w) ** 2) / (2 * X.shape[0]) + alpha * np.abs(w).sum()
     return float(l1optax.lasso_duality_gap(X, y, w, alpha)) / primal
+
+
+def make_sparse_problem(n: int, p: int, density: float, seed: int = 0):
+    """A scipy CSC design with ``density`` non-zeros (Gaussian values), the dense recipe's y."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(
+        n, p, density=density, format="csc", random_state=rng, data_rvs=rng.standard_normal
+    )
+    w = np.zeros(p)
+    k = max(1, min(p // 10, 50))
+    w[rng.choice(p, k, replace=False)] = rng.standard_normal(k)
+    y = X @ w + 0.5 * rng.standard_normal(n)
+    alpha = 0.1 * np.abs(X.T @ y).max() / n
+    return X, y, alpha
+
+
+def sparse_relative_gap(X: Any, y: np.ndarray, w: Any, alpha: float) -> float:
+    """scikit-learn's lasso gap (as ``lasso_duality_gap``) with X a scipy sparse matrix."""
+    w = np.asarray(w, dtype=np.float64)
+    n = X.shape[0]
+    r = y - X @ w
+    dual_norm = np.abs(X.T @ r).max()
+    scale = min(1.0, n * alpha / dual_norm) if dual_norm > 0 else 1.0
+    primal = r @ r / (2 * n) + alpha * np.abs(w).sum()
+    dual = scale * (r @ y) / n - scale**2 * (r @ r) / (2 * n)
+    return float((primal - dual) / primal)
+
+
+def make_logistic_problem(n: int, p: int, seed: int = 0):
+    """Gaussian X, labels in {-1, 1} from a sparse linear model; alpha = alpha_max / 10."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    w = np.zeros(p)
+    k = max(1, min(p // 10, 50))
+    w[rng.choice(p, k, replace=False)] = rng.standard_normal(k)
+    y = np.where(X @ w + 0.5 * rng.standard_normal(n) > 0, 1.0, -1.0)
+    alpha = 0.1 * np.abs(X.T @ y).max() / (2 * n)  # the mean log-loss' gradient at 0: X^T y / 2n
+    return X, y, alpha
+
+
+def logistic_relative_gap(X: np.ndarray, y: np.ndarray, w: Any, alpha: float) -> float:
+    """Duality gap / primal of mean log-loss + alpha |w|_1 (no intercept), labels in {-1, 1}."""
+    w = np.asarray(w, dtype=np.float64)
+    n = X.shape[0]
+    margin = y * (X @ w)
+    primal = np.mean(np.logaddexp(0.0, -margin)) + alpha * np.abs(w).sum()
+    sig = 0.5 * (1.0 - np.tanh(margin / 2))  # sigmoid(-margin), the dual point before scaling
+    dual_norm = np.abs(X.T @ (y * sig)).max() / n
+    s = min(1.0, alpha / dual_norm) if dual_norm > 0 else 1.0
+    t = s * sig
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = np.where(t > 0, t * np.log(t), 0.0) + np.where(t < 1, (1 - t) * np.log1p(-t), 0.0)
+    dual = -np.mean(ent)
+    return float((primal - dual) / primal)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,6 +217,76 @@ def sklearn_solver(X, y, alpha):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model = Lasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=100_000).fit(X, y)
         return model.coef_, int(model.n_iter_)
+
+    return run
+
+
+def sparse_lasso_solver(X, y, alpha):
+    from jax.experimental import sparse as jsparse
+
+    Xj, yj = jsparse.BCOO.from_scipy_sparse(X.tocoo()), jnp.asarray(y)
+
+    def run(tol):
+        w, info = l1optax.lasso(Xj, yj, alpha, tol=tol)
+        w.block_until_ready()
+        return w, int(info.num_inner)
+
+    return run
+
+
+def logistic_lasso_solver(X, y, alpha):
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def run(tol):
+        w, info = l1optax.lasso(Xj, yj, alpha, loss="logistic", tol=tol)
+        w.block_until_ready()
+        return w, int(info.num_inner)
+
+    return run
+
+
+def sklearn_logistic_solver(X, y, alpha):
+    from sklearn.linear_model import LogisticRegression
+
+    C = 1.0 / (alpha * X.shape[0])
+
+    def run(tol):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = LogisticRegression(
+                penalty="l1", C=C, solver="liblinear", fit_intercept=False, tol=tol,
+                max_iter=100_000,
+            ).fit(X, y)  # fmt: skip
+        return model.coef_[0], int(np.max(model.n_iter_))
+
+    return run
+
+
+def skglm_logistic_solver(X, y, alpha):
+    from skglm import SparseLogisticRegression
+
+    def run(tol):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = SparseLogisticRegression(
+                alpha=alpha, fit_intercept=False, tol=tol, max_iter=1_000
+            )
+            model.fit(X, y)
+        return np.ravel(model.coef_), int(np.sum(getattr(model, "n_iter_", 0)))
+
+    return run
+
+
+def celer_logistic_solver(X, y, alpha):
+    from celer import LogisticRegression as CelerLogistic
+
+    C = 1.0 / (alpha * X.shape[0])
+
+    def run(tol):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = CelerLogistic(C=C, fit_intercept=False, tol=tol, max_iter=1_000).fit(X, y)
+        return np.ravel(model.coef_), int(np.sum(getattr(model, "n_iter_", 0)))
 
     return run
 
@@ -352,6 +485,54 @@ def bench_path(n, p, num, repeats, opts):
     return rows
 
 
+def bench_sparse(n, p, density, repeats, opts):
+    X, y, alpha = make_sparse_problem(n, p, density)
+
+    def gap_of(w):
+        return sparse_relative_gap(X, y, w, alpha)
+
+    tols = [10.0**-k for k in range(3, 14)]
+    solvers = [
+        ("l1optax.lasso (BCOO)", sparse_lasso_solver),
+        ("sklearn Lasso (CSC)", sklearn_solver),
+    ]
+    if "skglm" in opts["peers"]:
+        solvers.append(("skglm Lasso (CSC)", skglm_solver))
+    if "celer" in opts["peers"]:
+        solvers.append(("celer Lasso (CSC)", celer_solver))
+    return _bench_rows(
+        f"{n} x {p} sparse ({100 * density:g}%)", solvers, X, y, alpha, gap_of, tols, repeats, opts
+    )
+
+
+def bench_logistic(n, p, repeats, opts):
+    X, y, alpha = make_logistic_problem(n, p)
+
+    def gap_of(w):
+        return logistic_relative_gap(X, y, w, alpha)
+
+    tols = [10.0**-k for k in range(3, 14)]
+    solvers = [
+        ("l1optax.lasso (logistic)", logistic_lasso_solver),
+        ("sklearn LogisticRegression (liblinear)", sklearn_logistic_solver),
+    ]
+    if "skglm" in opts["peers"]:
+        solvers.append(("skglm SparseLogisticRegression", skglm_logistic_solver))
+    if "celer" in opts["peers"]:
+        solvers.append(("celer LogisticRegression", celer_logistic_solver))
+    return _bench_rows(f"logistic {n} x {p}", solvers, X, y, alpha, gap_of, tols, repeats, opts)
+
+
+def _bench_rows(problem, solvers, X, y, alpha, gap_of, tols, repeats, opts):
+    rows = []
+    for name, make in solvers:
+        with _device_for(name, opts):
+            res = time_to_target(make(X, y, alpha), gap_of, tols, repeats)
+        rows.append({"problem": problem, "solver": name, **res})
+        print(f"  {problem}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
+    return rows
+
+
 def _device_for(name, opts):
     """l1optax on the accelerator with --gpu; everything else is NumPy on the CPU anyway."""
     if opts["gpu"] and name.startswith("l1optax"):
@@ -409,7 +590,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--gpu", action="store_true", help="run l1optax on the first GPU (peers stay on the CPU)"
     )
-    parser.add_argument("--sizes", help="only these problems, e.g. 1000x100,72x7129")
+    parser.add_argument(
+        "--sizes", help="only these dense problems, e.g. 1000x100,72x7129 (no sparse/logistic rows)"
+    )
+    parser.add_argument(
+        "--only-extra", action="store_true", help="only the sparse-X and logistic rows"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser.parse_args(argv)
 
@@ -426,13 +612,18 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.quick:
         sizes, path_sizes, repeats, num = QUICK_SIZES, QUICK_SIZES, 1, min(args.path_num, 20)
+        sparse_sizes, logistic_sizes = QUICK_SPARSE_SIZES, QUICK_LOGISTIC_SIZES
     else:
         sizes = DEFAULT_SIZES + (LARGE_SIZES if args.large else [])
         path_sizes, repeats, num = list(DEFAULT_SIZES), args.repeats, args.path_num
+        sparse_sizes, logistic_sizes = SPARSE_SIZES, LOGISTIC_SIZES
     if args.sizes:
         wanted = [tuple(int(k) for k in s.split("x")) for s in args.sizes.split(",")]
         sizes = [s for s in wanted]
         path_sizes = list(sizes)
+        sparse_sizes, logistic_sizes = [], []
+    if args.only_extra:
+        sizes, path_sizes = [], []
     if args.gpu and not any(d.platform == "gpu" for d in jax.devices()):
         raise SystemExit(f"--gpu: no GPU visible to JAX (jax.devices() = {jax.devices()})")
     env = environment()
@@ -459,6 +650,10 @@ def main(argv=None) -> dict:
         rows += bench_single(n, p, repeats, opts)
     for n, p in path_sizes:
         rows += bench_path(n, p, num, repeats, opts)
+    for n, p, density in sparse_sizes:
+        rows += bench_sparse(n, p, density, repeats, opts)
+    for n, p in logistic_sizes:
+        rows += bench_logistic(n, p, repeats, opts)
     print(", ".join(f"{k}: {v}" for k, v in env.items()))
     print(markdown(rows))
     result = {"environment": env, "target_relative_gap": TARGET, "rows": rows}

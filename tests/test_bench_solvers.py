@@ -44,6 +44,10 @@ def test_quick_reaches_target_gap_for_every_solver(tmp_path):
         "sklearn Lasso",
         "l1optax.lasso_path",
         "sklearn lasso_path",
+        "l1optax.lasso (BCOO)",
+        "sklearn Lasso (CSC)",
+        "l1optax.lasso (logistic)",
+        "sklearn LogisticRegression (liblinear)",
     }
     for r in rows:
         assert 0 < r["time_ms"] < 60_000
