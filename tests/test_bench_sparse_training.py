@@ -74,6 +74,15 @@ def test_group_unit_target_gives_the_structured_sparsity_asked_for():
         assert 1.0 - left / total == pytest.approx(sparsity, abs=1e-6)
 
 
+def test_group_unit_target_keeps_a_unit_in_every_hidden_layer():
+    bench = _load()
+    task = bench.load_task("cnn", quick=False)
+    params = task.init(bench.jax.random.PRNGKey(0))
+    fewest = min(params[k]["kernel"].shape[-1] for k in task.hidden)  # conv_0: 8 channels
+    for sparsity in (0.9, 0.99):  # both need more than 7 of conv_0's 8 channels removed
+        assert bench.group_unit_target(task, params, sparsity) == (fewest - 1) / fewest
+
+
 def test_im2col_conv_equals_lax_conv():
     bench = _load()
     jax, jnp = bench.jax, bench.jnp
