@@ -174,13 +174,35 @@ def fista_gram_solver(X, y, alpha):
     return run
 
 
-def lasso_solver(X, y, alpha):
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+def lasso_solver(X, y, alpha, *, loss="squared"):
+    """``l1optax.lasso``; a scipy sparse X goes in as a ``BCOO`` matrix (converted once)."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        from jax.experimental import sparse as jsparse
+
+        Xj = jsparse.BCOO.from_scipy_sparse(X.tocoo())
+    else:
+        Xj = jnp.asarray(X)
+    yj = jnp.asarray(y)
 
     def run(tol):
-        w, info = l1optax.lasso(Xj, yj, alpha, tol=tol)
+        w, info = l1optax.lasso(Xj, yj, alpha, loss=loss, tol=tol)
         w.block_until_ready()
         return w, int(info.num_inner)
+
+    return run
+
+
+def _estimator_solver(X, y, make_model):
+    """``run(tol)`` for a scikit-learn-style estimator ``make_model(tol)``, fitted quietly."""
+
+    def run(tol):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = make_model(tol).fit(X, y)
+        iterations = np.sum(np.atleast_1d(getattr(model, "n_iter_", 0)))
+        return np.ravel(model.coef_), int(iterations)
 
     return run
 
@@ -221,74 +243,39 @@ def sklearn_solver(X, y, alpha):
     return run
 
 
-def sparse_lasso_solver(X, y, alpha):
-    from jax.experimental import sparse as jsparse
-
-    Xj, yj = jsparse.BCOO.from_scipy_sparse(X.tocoo()), jnp.asarray(y)
-
-    def run(tol):
-        w, info = l1optax.lasso(Xj, yj, alpha, tol=tol)
-        w.block_until_ready()
-        return w, int(info.num_inner)
-
-    return run
-
-
 def logistic_lasso_solver(X, y, alpha):
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
-
-    def run(tol):
-        w, info = l1optax.lasso(Xj, yj, alpha, loss="logistic", tol=tol)
-        w.block_until_ready()
-        return w, int(info.num_inner)
-
-    return run
+    return lasso_solver(X, y, alpha, loss="logistic")
 
 
 def sklearn_logistic_solver(X, y, alpha):
     from sklearn.linear_model import LogisticRegression
 
-    C = 1.0 / (alpha * X.shape[0])
-
-    def run(tol):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = LogisticRegression(
-                penalty="l1", C=C, solver="liblinear", fit_intercept=False, tol=tol,
-                max_iter=100_000,
-            ).fit(X, y)  # fmt: skip
-        return model.coef_[0], int(np.max(model.n_iter_))
-
-    return run
+    C = 1.0 / (alpha * X.shape[0])  # sklearn sums the log-loss: C = 1 / (alpha n)
+    return _estimator_solver(
+        X, y, lambda tol: LogisticRegression(
+            penalty="l1", C=C, solver="liblinear", fit_intercept=False, tol=tol, max_iter=100_000,
+            random_state=0,
+        ),
+    )  # fmt: skip
 
 
 def skglm_logistic_solver(X, y, alpha):
     from skglm import SparseLogisticRegression
 
-    def run(tol):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = SparseLogisticRegression(
-                alpha=alpha, fit_intercept=False, tol=tol, max_iter=1_000
-            )
-            model.fit(X, y)
-        return np.ravel(model.coef_), int(np.sum(getattr(model, "n_iter_", 0)))
-
-    return run
+    return _estimator_solver(
+        X, y, lambda tol: SparseLogisticRegression(
+            alpha=alpha, fit_intercept=False, tol=tol, max_iter=1_000
+        ),
+    )  # fmt: skip
 
 
 def celer_logistic_solver(X, y, alpha):
     from celer import LogisticRegression as CelerLogistic
 
     C = 1.0 / (alpha * X.shape[0])
-
-    def run(tol):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = CelerLogistic(C=C, fit_intercept=False, tol=tol, max_iter=1_000).fit(X, y)
-        return np.ravel(model.coef_), int(np.sum(getattr(model, "n_iter_", 0)))
-
-    return run
+    return _estimator_solver(
+        X, y, lambda tol: CelerLogistic(C=C, fit_intercept=False, tol=tol, max_iter=1_000)
+    )
 
 
 def jaxopt_solver(X, y, alpha):
@@ -487,47 +474,42 @@ def bench_path(n, p, num, repeats, opts):
 
 def bench_sparse(n, p, density, repeats, opts):
     X, y, alpha = make_sparse_problem(n, p, density)
-
-    def gap_of(w):
-        return sparse_relative_gap(X, y, w, alpha)
-
-    tols = [10.0**-k for k in range(3, 14)]
     solvers = [
-        ("l1optax.lasso (BCOO)", sparse_lasso_solver),
+        ("l1optax.lasso (BCOO)", lasso_solver),
         ("sklearn Lasso (CSC)", sklearn_solver),
     ]
-    if "skglm" in opts["peers"]:
-        solvers.append(("skglm Lasso (CSC)", skglm_solver))
-    if "celer" in opts["peers"]:
-        solvers.append(("celer Lasso (CSC)", celer_solver))
-    return _bench_rows(
-        f"{n} x {p} sparse ({100 * density:g}%)", solvers, X, y, alpha, gap_of, tols, repeats, opts
-    )
+    peers = {
+        "skglm": ("skglm Lasso (CSC)", skglm_solver),
+        "celer": ("celer Lasso (CSC)", celer_solver),
+    }
+    problem = f"{n} x {p} sparse ({100 * density:g}%)"
+    return _bench_rows(problem, X, y, alpha, sparse_relative_gap, solvers, peers, repeats, opts)
 
 
 def bench_logistic(n, p, repeats, opts):
     X, y, alpha = make_logistic_problem(n, p)
-
-    def gap_of(w):
-        return logistic_relative_gap(X, y, w, alpha)
-
-    tols = [10.0**-k for k in range(3, 14)]
     solvers = [
         ("l1optax.lasso (logistic)", logistic_lasso_solver),
         ("sklearn LogisticRegression (liblinear)", sklearn_logistic_solver),
     ]
-    if "skglm" in opts["peers"]:
-        solvers.append(("skglm SparseLogisticRegression", skglm_logistic_solver))
-    if "celer" in opts["peers"]:
-        solvers.append(("celer LogisticRegression", celer_logistic_solver))
-    return _bench_rows(f"logistic {n} x {p}", solvers, X, y, alpha, gap_of, tols, repeats, opts)
+    peers = {
+        "skglm": ("skglm SparseLogisticRegression", skglm_logistic_solver),
+        "celer": ("celer LogisticRegression", celer_logistic_solver),
+    }
+    problem = f"logistic {n} x {p}"
+    return _bench_rows(problem, X, y, alpha, logistic_relative_gap, solvers, peers, repeats, opts)
 
 
-def _bench_rows(problem, solvers, X, y, alpha, gap_of, tols, repeats, opts):
+def _bench_rows(problem, X, y, alpha, relative_gap_fn, solvers, peers, repeats, opts):
+    """One strength, every solver (and every installed peer) certified by ``relative_gap_fn``."""
+    solvers = solvers + [peers[name] for name in opts["peers"] if name in peers]
+    tols = [10.0**-k for k in range(3, 14)]
     rows = []
     for name, make in solvers:
         with _device_for(name, opts):
-            res = time_to_target(make(X, y, alpha), gap_of, tols, repeats)
+            res = time_to_target(
+                make(X, y, alpha), lambda w: relative_gap_fn(X, y, w, alpha), tols, repeats
+            )
         rows.append({"problem": problem, "solver": name, **res})
         print(f"  {problem}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
     return rows
