@@ -852,6 +852,8 @@ def _to_design(X: Any, fn: str) -> tuple[Any, bool]:
         X = jsparse.BCOO.from_scipy_sparse(sp.coo_matrix(X))
         return X, True
     if isinstance(X, jsparse.BCOO):
+        if X.n_batch or X.n_dense:  # the solver reads (row, column) index pairs
+            X = X.update_layout(n_batch=0, n_dense=0)
         return X, True
     if isinstance(X, jsparse.JAXSparse):
         raise TypeError(f"`{fn}(X=...)` sparse matrices must be BCOO, got {type(X).__name__}")

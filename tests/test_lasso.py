@@ -140,7 +140,8 @@ def test_sparse_design_matches_sklearn(x64, fit_intercept):
     y = Xs @ w_true + 0.05 * rng.standard_normal(60) + 1.0
     alpha = 0.05 * np.abs(Xs.T @ (y - y.mean())).max() / 60
     ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(Xs, y)
-    for X in (Xs, jsparse.BCOO.from_scipy_sparse(Xs)):
+    batched = jsparse.BCOO.fromdense(jnp.asarray(Xs.toarray()), n_batch=1)  # (row, nse, 1) indices
+    for X in (Xs, jsparse.BCOO.from_scipy_sparse(Xs), batched):
         w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
         assert bool(info.converged)
         assert_same_solution(w, ref.coef_)
