@@ -939,13 +939,12 @@ def _prepare(
         capacities=_capacities(p, n),
         max_newton=50,
     )
-    data, c, scalars, limits, ymean, xmean, finite = _design(
+    data, c, l2, tol_arr, limits, ymean, xmean, finite = _design(
         X, y, weights, l2reg, tol, max_iter, max_epochs,
         cfg=cfg, dtype=jnp.dtype(dtype), center=fit_intercept and loss == "squared",
     )  # fmt: skip
     if v.is_concrete(finite) and not bool(finite):
         raise ValueError(f"`{fn}`: X and y must be finite (found NaN or inf)")
-    l2, tol_arr = scalars
     return cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype
 
 
@@ -984,8 +983,8 @@ def _design(X, y, weights, l2reg, tol, max_iter, max_epochs, *, cfg: _Config, dt
     gram_data = (X.T @ X / nn, y @ X / nn, jnp.dot(y, y) / nn) if cfg.use_gram else None
     data = _Data(X, y, xmean_implicit, nn, colsq, gram_data)
     limits = (jnp.asarray(max_iter, jnp.int32), jnp.asarray(max_epochs, jnp.int32))
-    scalars = (jnp.asarray(l2reg, dtype), jnp.asarray(tol, dtype))
-    return data, c, scalars, limits, ymean, xmean, finite
+    l2, tol_arr = jnp.asarray(l2reg, dtype), jnp.asarray(tol, dtype)
+    return data, c, l2, tol_arr, limits, ymean, xmean, finite
 
 
 def _check_strengths(fn: str, arg: str, value: Any) -> None:
@@ -1164,7 +1163,7 @@ def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
     )
     alphas = jnp.asarray(alphas, dtype)  # not weak-typed: one compiled program under jax.grad too
     args = (data, alphas, l2, c, tol, limits)
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args)):
+    if not all(v.is_concrete(leaf) for leaf in jax.tree.leaves(args)):
         W, info = _solve_path(cfg, *args)
     else:  # the same program without custom_jvp's dispatch (~2 ms, more than a small solve)
         W, info = _path_from_zero_jit(cfg, *args)
