@@ -54,3 +54,35 @@ def test_quick_reaches_target_gap_for_every_solver(tmp_path):
         assert 0 <= r["rel_gap"] <= result["target_relative_gap"] == 1e-6
         assert r["iterations"] >= 1
     assert "| problem | solver |" in out and "jax: " in out
+
+
+CERTIFICATES = """
+import sys, warnings
+import numpy as np
+sys.path.insert(0, {bench_dir!r})
+import solvers as S
+import l1optax
+from sklearn.linear_model import Lasso, LogisticRegression
+
+# the sparse lasso gap equals lasso_duality_gap on the same matrix, dense
+X, y, alpha = S.make_sparse_problem(40, 120, 0.1)
+w = np.random.default_rng(0).standard_normal(120) * (np.arange(120) < 5)
+primal = np.sum((y - X @ w) ** 2) / 80 + alpha * np.abs(w).sum()
+want = float(l1optax.lasso_duality_gap(X.toarray(), y, w, alpha)) / primal
+assert np.isclose(S.sparse_relative_gap(X, y, w, alpha), want, rtol=1e-10), want
+
+# the logistic gap is ~0 at scikit-learn's solution, positive away from it
+X, y, alpha = S.make_logistic_problem(200, 30)
+ref = LogisticRegression(penalty="l1", C=1 / (alpha * 200), solver="liblinear",
+                         fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, y).coef_[0]
+assert 0 <= S.logistic_relative_gap(X, y, ref, alpha) < 1e-8
+assert S.logistic_relative_gap(X, y, np.zeros(30), alpha) > 1e-3
+assert S.logistic_relative_gap(X, y, ref * 1.1, alpha) > 1e-6
+print("ok")
+"""
+
+
+def test_sparse_and_logistic_certificates_match_references():
+    code = CERTIFICATES.format(bench_dir=str(BENCH.parent))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
