@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
 from jax.experimental import sparse as jsparse
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression
 from sklearn.linear_model import lasso_path as sk_lasso_path
 
 import l1optax
-from l1optax import LassoInfo, lasso, lasso_path
+from l1optax import LassoInfo, _lasso, lasso, lasso_path
 
 
 def make_regression(n, p, k=5, seed=0, noise=0.1):
@@ -146,6 +149,70 @@ def test_sparse_design_matches_sklearn(x64, fit_intercept):
         assert bool(info.converged)
         assert_same_solution(w, ref.coef_)
         np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+
+
+def test_sparse_elastic_net_and_weights_match_sklearn_past_the_first_capacity(x64):
+    # ~300 non-zeros: working sets beyond the first compiled capacity (128), so the sparse
+    # inner solver runs at several capacities; with l2, and with per-feature weights
+    n, p = 400, 2000
+    rng = np.random.default_rng(11)
+    Xs = sp.random(n, p, density=0.02, random_state=11, format="csc")
+    w_true = np.zeros(p)
+    w_true[rng.choice(p, 100, replace=False)] = rng.standard_normal(100)
+    y = Xs @ w_true + 0.05 * rng.standard_normal(n)
+    alpha, l1_ratio = 1e-3, 0.7
+    ref = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, fit_intercept=False, **SK).fit(Xs, y).coef_
+    w, info = lasso(Xs, y, alpha * l1_ratio, l2reg=alpha * (1 - l1_ratio), tol=1e-13)
+    assert bool(info.converged) and int(info.ws_size) > 128
+    assert_same_solution(w, ref)
+    weights = rng.uniform(0.5, 2.0, p)  # = scikit-learn's lasso on the columns X_j / c_j
+    ref = Lasso(alpha=alpha, fit_intercept=False, **SK).fit(Xs @ sp.diags(1 / weights), y)
+    w, info = lasso(Xs, y, alpha, weights=weights, tol=1e-13)
+    assert bool(info.converged) and int(info.ws_size) > 128
+    assert_same_solution(w, ref.coef_ / weights)
+
+
+def test_sparse_design_under_jit_and_with_repeated_entries(x64):
+    # traced indices take the traced column order (and width n); a BCOO holding one entry
+    # twice (as halves) is summed first: the column norms (and Gap Safe radii) read X itself
+    Xs = sp.random(40, 90, density=0.15, random_state=3, format="csc")
+    y = Xs @ np.r_[np.ones(5), np.zeros(85)] + 0.1 * np.random.default_rng(3).standard_normal(40)
+    alpha = 0.02
+    ref = Lasso(alpha=alpha, fit_intercept=True, **SK).fit(Xs, y)
+    X = jsparse.BCOO.from_scipy_sparse(Xs)
+    halves = jsparse.BCOO(
+        (jnp.concatenate([X.data / 2, X.data / 2]), jnp.concatenate([X.indices, X.indices])),
+        shape=X.shape,
+    )
+    traced = jax.jit(lambda X: lasso(X, y, alpha, fit_intercept=True, tol=1e-13))
+    for w, info in (traced(X), lasso(halves, y, alpha, fit_intercept=True, tol=1e-13)):
+        assert bool(info.converged)
+        assert_same_solution(w, ref.coef_)
+        np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+
+
+_smallest = jax.jit(_lasso._smallest, static_argnums=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    score=hnp.arrays(
+        np.float64,
+        st.sampled_from([5, 40]),
+        elements=st.sampled_from([-np.inf, np.inf, -1.5, 0.0, -0.0, 2.0]) | st.floats(-3, 3),
+    ),  # fmt: skip
+    data=st.data(),
+)
+def test_working_set_selection_takes_the_smallest_scores_ties_by_index(score, data):
+    p = score.shape[0]
+    K = data.draw(st.sampled_from([1, p // 2, p]))  # few shapes: few compilations
+    size = data.draw(st.integers(1, K))
+    with jax.enable_x64(True):
+        idx = np.asarray(_smallest(jnp.asarray(score), jnp.int32(size), K))
+    assert idx.shape == (K,) and len(set(idx.tolist())) == K and idx.min() >= 0 and idx.max() < p
+    # ascending scores, ties by index, -0.0 before 0.0 (as _order_key orders their bits)
+    expected = np.lexsort((np.arange(p), np.signbit(score) == 0, score))[:size]
+    np.testing.assert_array_equal(np.sort(idx[:size]), np.sort(expected))
 
 
 def test_jit_and_vmap_over_strengths(x64):
