@@ -45,6 +45,7 @@ _ANDERSON = 5  # Anderson acceleration: extrapolate from the last 5 + 1 epochs (
 _UNROLL = 4  # coordinates per coordinate-descent loop step
 _NEWTON_MAX = 512  # the exact step on the support is tried for supports up to this size
 _NEWTON_WORK = 2**25  # ... and, in the residual forms, up to this cap^2 n
+_CHECK_EVERY = 3  # epochs between two checks of a working-set problem's duality gap
 
 
 class LassoInfo(NamedTuple):
@@ -259,7 +260,8 @@ class _Block(NamedTuple):
     held as its non-zeros (``rows``, ``vals``: (K, L), zero-padded) and its implicit centring
     (``mean``; ``colsum`` the uncentred column sums): a coordinate costs O(L), not O(n). Its
     state is (r_s, s, sum(r_s)) with the residual r = r_s - s, so that centring never makes an
-    update dense. ``diag`` is F's Hessian diagonal; a zero entry holds the coordinate at zero
+    update dense. ``l2`` is a scalar or per coordinate (the logistic models' unpenalized
+    intercept); ``diag`` is F's Hessian diagonal; a zero entry holds the coordinate at zero
     (padding, screened features).
     """
 
@@ -275,6 +277,11 @@ class _Block(NamedTuple):
     y: Any = None
     n: Any = None
     l2: Any = None
+
+
+def _entry(l2, j):
+    """``l2[j]`` for per-coordinate strengths, ``l2`` itself for a scalar."""
+    return l2[j] if jnp.ndim(l2) else l2
 
 
 def _block_state(blk: _Block, w):
@@ -311,7 +318,7 @@ def _residual_terms(blk: _Block, st):
 def _block_smooth(blk: _Block, w, st):
     if blk.form == "gram":
         return 0.5 * jnp.dot(w, st - blk.bvec)
-    return _residual_terms(blk, st)[0] / (2 * blk.n) + blk.l2 * jnp.dot(w, w) / 2
+    return _residual_terms(blk, st)[0] / (2 * blk.n) + jnp.sum(blk.l2 * w * w) / 2
 
 
 def _cholesky_solve(A, b, count):
@@ -332,7 +339,7 @@ def _newton_cap(blk: _Block, size: int) -> int:
     """The static block size of :func:`_block_newton` for a working set of ``size``."""
     if blk.form == "gram":
         return min(size, _NEWTON_MAX)
-    n = blk.y.shape[0]  # forming H_SS costs cap^2 n: keep it to ~2^25 multiply-adds
+    n = blk.y.shape[0]  # forming H_SS costs cap^2 n multiply-adds: _NEWTON_WORK at most
     return max(1, min(size, n, _NEWTON_MAX, math.isqrt(_NEWTON_WORK // n)))
 
 
@@ -360,9 +367,11 @@ def _block_newton(blk: _Block, w, lam):
             As = blk.At[sel]  # (cap, n)
         else:  # the support's columns made dense (and centred)
             rows = jnp.arange(cap)[:, None]
-            As = jnp.zeros((cap, blk.y.shape[0]), w.dtype).at[rows, blk.rows[sel]].add(blk.vals[sel])
+            As = (
+                jnp.zeros((cap, blk.y.shape[0]), w.dtype).at[rows, blk.rows[sel]].add(blk.vals[sel])
+            )
             As = As - blk.mean[sel][:, None]
-        Hs = As @ As.T / blk.n + blk.l2 * jnp.eye(cap, dtype=w.dtype)
+        Hs = As @ As.T / blk.n + jnp.diag(jnp.broadcast_to(_entry(blk.l2, sel), (cap,)))
         bs = As @ blk.y / blk.n
     Hs = jnp.where(valid[:, None] & valid[None, :], Hs, 0.0)
     rhs = jnp.where(valid, bs - lam[sel] * jnp.sign(w[sel]), 0.0)
@@ -396,12 +405,12 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         if blk.form == "gram":
             gj = st[j]
         elif blk.form == "residual":
-            gj = jnp.dot(blk.At[j], st) / blk.n + blk.l2 * wj
+            gj = jnp.dot(blk.At[j], st) / blk.n + _entry(blk.l2, j) * wj
         else:
             r, s, total = st
             rows, vals = blk.rows[j], blk.vals[j]
             xr = jnp.dot(vals, r[rows]) - s * blk.colsum[j]
-            gj = (xr - blk.mean[j] * (total - blk.n * s)) / blk.n + blk.l2 * wj
+            gj = (xr - blk.mean[j] * (total - blk.n * s)) / blk.n + _entry(blk.l2, j) * wj
         new = jnp.where(live[j], _soft(wj - gj * inv[j], thresh[j]), 0.0)
         delta = new - wj
         if blk.form == "sparse":
@@ -435,7 +444,10 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         C = C + (1e-12 * jnp.trace(C) + jnp.finfo(C.dtype).tiny) * jnp.eye(_ANDERSON, dtype=C.dtype)
         z = jnp.linalg.solve(C, jnp.ones((_ANDERSON,), C.dtype))
         count = jnp.sum(w != 0)
-        fits = (count > 0) & (count <= _newton_cap(blk, size))  # see _newton_cap
+        cap = _newton_cap(blk, size)
+        fits = (count > 0) & (count <= cap)
+        if blk.form != "gram" and cap * cap * blk.y.shape[0] > _NEWTON_WORK // 8:
+            fits = fits & jnp.all(jnp.sign(hist) == jnp.sign(w))  # costly: once signs settle
         newton = jax.lax.cond(fits, lambda w: _block_newton(blk, w, lam), lambda w: w, w)
         candidates = [(z / jnp.sum(z)) @ hist[1:], newton]
         best_w, best_st, best = w, st, objective(w, st)
@@ -454,8 +466,14 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         slot = epochs % (_ANDERSON + 1)
         hist = hist.at[slot].set(w)
         w, st = jax.lax.cond(slot == _ANDERSON, extrapolate, lambda w, st, _: (w, st), w, st, hist)
-        # an epoch that changes nothing is at the block's minimum to machine precision
-        return w, st, epochs + 1, hist, stop(w, st) | jnp.all(w == w_prev)
+        # in the residual forms the block's gap costs a gradient (up to a fifth of an epoch):
+        # checked every few epochs; an epoch that changes nothing is at the block's minimum
+        if blk.form == "gram":  # the gap from the gradient state: cheap
+            solved = stop(w, st)
+        else:
+            check = (epochs % _CHECK_EVERY == _CHECK_EVERY - 1) | (slot == _ANDERSON)
+            solved = jax.lax.cond(check, stop, lambda w, st: jnp.asarray(False), w, st)
+        return w, st, epochs + 1, hist, solved | jnp.all(w == w_prev)
 
     st0 = _block_state(blk, w)
     hist0 = jnp.zeros((_ANDERSON + 1, size), w.dtype)
@@ -535,22 +553,28 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
     return w_new, jnp.zeros((), w_ws.dtype), epochs
 
 
-def _inner_logistic(cfg, d, w_ws, b, idx, keep, alpha, l2, c_ws, target, max_epochs):
-    """Proximal Newton on the working set; each quadratic model solved by Gram-block CD."""
-    keepf = keep.astype(w_ws.dtype)
+def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_epochs):
+    """Proximal Newton on the working set; each quadratic model solved by coordinate descent on
+    its Gram block, or in residual form when the block is wider than n (p >> n: no K x K
+    block, O(n) per coordinate)."""
+    dtype = w_ws.dtype
+    keepf = keep.astype(dtype)
     A = _columns(d, idx, cfg.sparse) * keepf  # (n, K); columns outside ``keep`` held at zero
-    w_ws = w_ws * keepf
-    K = idx.shape[0]
-    if cfg.intercept:
-        A = jnp.concatenate([A, jnp.ones((A.shape[0], 1), A.dtype)], axis=1)
-        x = jnp.concatenate([w_ws, b[None]])
-        lam = jnp.concatenate([alpha * c_ws, jnp.zeros((1,), w_ws.dtype)])
-        l2vec = jnp.concatenate([jnp.full((K,), l2, w_ws.dtype), jnp.zeros((1,), w_ws.dtype)])
-    else:
-        x = w_ws
-        lam = alpha * c_ws
-        l2vec = jnp.full((K,), l2, w_ws.dtype)
+    x = w_ws * keepf
+    lam = alpha * c_ws
+    l2vec = jnp.full(x.shape, l2, dtype)
+    live = keep
+    if cfg.intercept:  # first: coordinate descent visits the first m coordinates only
+        zero = jnp.zeros((1,), dtype)
+        A = jnp.concatenate([jnp.ones((A.shape[0], 1), dtype), A], axis=1)
+        x = jnp.concatenate([b[None], x])
+        lam = jnp.concatenate([zero, lam])
+        l2vec = jnp.concatenate([zero, l2vec])
+        live = jnp.concatenate([jnp.ones((1,), bool), keep])
+        m = m + 1
     y, n = d.y, d.n
+    residual = A.shape[1] > A.shape[0]
+    At = A.T
 
     def objective(x, z):
         return (
@@ -571,21 +595,29 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, alpha, l2, c_ws, target, max_epo
         x, z, it, epochs, _ = carry
         _, primal, u, g = ws_gap(x, z)
         h = jax.nn.sigmoid(y * z) * jax.nn.sigmoid(-y * z) / n
-        H = (A * h[:, None]).T @ A + jnp.diag(l2vec)
-        H = H + 1e-12 * jnp.eye(H.shape[0], dtype=H.dtype) * jnp.max(jnp.diagonal(H))
-        bvec = H @ x - g
+        if residual:
+            # the model's curvature A' diag(h) A as |B dx|^2, B = diag(sqrt h) A, and its
+            # gradient at x as B'(B x - v) = A'u with v = sqrt(h) z - u / sqrt(h)
+            root = jnp.sqrt(jnp.maximum(h, 1e-12 * jnp.max(h) + jnp.finfo(dtype).tiny))
+            diag = jnp.where(live, root**2 @ A**2 + l2vec, 0.0)
+            v = root * z - u / root
+            blk = _Block("residual", diag, At=(A * root[:, None]).T, y=v, n=1.0, l2=l2vec)
+        else:
+            H = (At * h) @ A + jnp.diag(l2vec)  # At once: (A * h)^T would be copied each time
+            H = H + 1e-12 * jnp.eye(H.shape[0], dtype=H.dtype) * jnp.max(jnp.diagonal(H))
+            blk = _Block("gram", jnp.diagonal(H), H=H, bvec=H @ x - g)
         viol0 = jnp.max(
             jnp.where(x != 0, jnp.abs(g + lam * jnp.sign(x)), jnp.maximum(jnp.abs(g) - lam, 0.0))
         )
 
-        def stop(xx, q):
+        def stop(xx, st):
+            q = _block_grad(blk, xx, st)
             viol = jnp.where(
                 xx != 0, jnp.abs(q + lam * jnp.sign(xx)), jnp.maximum(jnp.abs(q) - lam, 0.0)
             )
             return jnp.max(viol) <= 0.1 * viol0
 
-        blk = _Block("gram", jnp.diagonal(H), H=H, bvec=bvec)
-        x_cd, e = _cd(blk, x, lam, stop, max_epochs)
+        x_cd, e = _cd(blk, x, lam, stop, max_epochs, m)
         dx = x_cd - x
         dz = A @ dx
         decrease = jnp.dot(g, dx) + jnp.sum(lam * (jnp.abs(x_cd) - jnp.abs(x)))
@@ -619,7 +651,7 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, alpha, l2, c_ws, target, max_epo
         (x, z0, jnp.int32(0), jnp.int32(0), gap0 <= target * primal0),
     )
     if cfg.intercept:
-        return x[:K], x[K], epochs
+        return x[1:], x[0], epochs
     return x, b, epochs
 
 
@@ -686,7 +718,7 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
                 )
             else:
                 w_ws, b_new, epochs = _inner_logistic(
-                    cfg, d, w_ws, b, idx, keep, alpha, l2, c[idx], target, max_epochs
+                    cfg, d, w_ws, b, idx, keep, size, alpha, l2, c[idx], target, max_epochs
                 )
             w_new = jnp.zeros_like(w).at[idx].set(w_ws)
             return jnp.where(screened, 0.0, w_new), b_new, epochs
@@ -1228,7 +1260,7 @@ def lasso(
             "strengths go in weights=...; several strengths in lasso_path)"
         )
     return _fit(
-        fn, X, y, jnp.reshape(jnp.asarray(l1reg), (1,)), loss=loss, l2reg=l2reg,
+        fn, X, y, _as_vector(l1reg), loss=loss, l2reg=l2reg,
         weights=weights, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
         max_epochs=max_epochs, gram=gram, squeeze=True,
     )  # fmt: skip
@@ -1303,17 +1335,25 @@ def lasso_path(
             f"{np.shape(l1regs)}"
         )
     return _fit(
-        fn, X, y, jnp.asarray(l1regs), loss=loss, l2reg=l2reg, weights=weights,
+        fn, X, y, _as_vector(l1regs), loss=loss, l2reg=l2reg, weights=weights,
         fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, max_epochs=max_epochs,
         gram=gram,
     )  # fmt: skip
+
+
+def _as_vector(strengths: Any) -> Any:
+    """The strengths as a 1-D array: NumPy when concrete (an eager JAX op costs ~0.1 ms)."""
+    if v.is_concrete(strengths) and not isinstance(strengths, jax.Array):
+        return np.reshape(np.asarray(strengths), (-1,))
+    return jnp.reshape(jnp.asarray(strengths), (-1,))
 
 
 def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
     cfg, data, c, l2, tol, limits, ymean, xmean, dtype = _prepare(
         fn, X, y, num_strengths=int(alphas.shape[0]), **options
     )
-    alphas = jnp.asarray(alphas, dtype)  # not weak-typed: one compiled program under jax.grad too
+    # not weak-typed: one compiled program under jax.grad too
+    alphas = alphas.astype(dtype) if isinstance(alphas, np.ndarray) else jnp.asarray(alphas, dtype)
     args = (data, alphas, l2, c, tol, limits)
     if not all(v.is_concrete(leaf) for leaf in jax.tree.leaves(args)):
         W, info = _solve_path(cfg, *args)

@@ -108,6 +108,24 @@ def test_logistic_matches_sklearn(x64, fit_intercept):
     assert float(info_early.primal) - float(info.primal) <= float(info_early.gap) + 1e-15
 
 
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
+def test_wide_logistic_elastic_net_matches_sklearn(x64, fit_intercept):
+    # p > n: the quadratic models are solved in residual form (no K x K block)
+    X, _, w_true = make_regression(40, 150, k=6, seed=12)
+    y = np.where(X @ w_true + 0.3 * np.random.default_rng(2).standard_normal(40) > 0, 1.0, 0.0)
+    C, l1_ratio = 2.0, 0.8  # sklearn: C sum(log-loss) + l1_ratio |w|_1 + (1 - l1_ratio) |w|^2 / 2
+    ref = LogisticRegression(
+        l1_ratio=l1_ratio, C=C, solver="saga", fit_intercept=fit_intercept, tol=1e-14,
+        max_iter=10**6,
+    ).fit(X, y)  # fmt: skip
+    alpha, l2 = l1_ratio / (C * 40), (1 - l1_ratio) / (C * 40)
+    w, info = lasso(X, y, alpha, l2reg=l2, loss="logistic", fit_intercept=fit_intercept, tol=1e-13)
+    assert bool(info.converged) and 0 < int(np.sum(np.asarray(w) != 0)) < 40
+    assert_same_solution(w, ref.coef_[0], rtol=1e-6)
+    if fit_intercept:
+        np.testing.assert_allclose(float(info.intercept), ref.intercept_[0], rtol=1e-6)
+
+
 def test_path_matches_sklearn_lasso_path_on_diabetes(x64):
     X, y = load_diabetes(return_X_y=True)
     y = y - y.mean()
