@@ -911,11 +911,12 @@ def lasso_cv(
     if sparse:
         X = X.todense()
     strengths = None if l1regs is None else jnp.asarray(l1regs)
-    cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype = _prepare(
+    cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype, finite = _prepare(
         fn, X, y, loss="squared", l2reg=l2reg, weights=weights, fit_intercept=fit_intercept,
         tol=tol, max_iter=max_iter, max_epochs=max_epochs, gram=gram,
         num_strengths=num if strengths is None else int(strengths.shape[0]),
     )  # fmt: skip
+    _check_finite(fn, finite)
     n = data.y.shape[0]
     if folds > n:
         raise ValueError(f"`{fn}(folds=...)` must be at most n = {n}, got {folds}")
@@ -1088,9 +1089,14 @@ def _prepare(
         X, y, weights, l2reg, tol, max_iter, max_epochs, column_order,
         cfg=cfg, dtype=jnp.dtype(dtype), center=fit_intercept and loss == "squared",
     )  # fmt: skip
+    return cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype, finite
+
+
+def _check_finite(fn: str, finite: jax.Array) -> None:
+    """Raises if X or y held NaN/inf. Asked after the solver is dispatched (a solve on such data
+    runs no iteration, see _design), so the host does not wait in between."""
     if v.is_concrete(finite) and not bool(finite):
         raise ValueError(f"`{fn}`: X and y must be finite (found NaN or inf)")
-    return cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "dtype", "center"))
@@ -1130,7 +1136,8 @@ def _design(
     gram_data = (X.T @ X / nn, y @ X / nn, jnp.dot(y, y) / nn) if cfg.use_gram else None
     csc = _csc(X, *column_order) if cfg.sparse else None
     data = _Data(X, y, xmean_implicit, nn, colsq, gram_data, csc)
-    limits = (jnp.asarray(max_iter, jnp.int32), jnp.asarray(max_epochs, jnp.int32))
+    # no iteration on NaN/inf data: the caller raises (_check_finite) without a long wait
+    limits = tuple(jnp.where(finite, jnp.asarray(k, jnp.int32), 0) for k in (max_iter, max_epochs))
     l2, tol_arr = jnp.asarray(l2reg, dtype), jnp.asarray(tol, dtype)
     return data, c, l2, tol_arr, limits, ymean, xmean, finite
 
@@ -1349,7 +1356,7 @@ def _as_vector(strengths: Any) -> Any:
 
 
 def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
-    cfg, data, c, l2, tol, limits, ymean, xmean, dtype = _prepare(
+    cfg, data, c, l2, tol, limits, ymean, xmean, dtype, finite = _prepare(
         fn, X, y, num_strengths=int(alphas.shape[0]), **options
     )
     # not weak-typed: one compiled program under jax.grad too
@@ -1359,7 +1366,9 @@ def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
         W, info = _solve_path(cfg, *args)
     else:  # the same program without custom_jvp's dispatch (~2 ms, more than a small solve)
         W, info = _path_from_zero_jit(cfg, *args)
-    return _finish(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
+    out = _finish(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
+    _check_finite(fn, finite)
+    return out
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "squeeze"))
