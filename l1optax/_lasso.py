@@ -1154,9 +1154,9 @@ def _column_order(X: jsparse.BCOO):
     n, p = X.shape
     if not v.is_concrete(X.indices):
         cols = X.indices[:, 1]
-        order = jnp.argsort(cols, stable=True)
-        colptr = jnp.searchsorted(cols[order], jnp.arange(p + 1), side="left")
-        return X, (order, colptr.astype(jnp.int32)), n
+        traced = jnp.argsort(cols, stable=True)
+        starts = jnp.searchsorted(cols[traced], jnp.arange(p + 1), side="left")
+        return X, (traced, starts.astype(jnp.int32)), n
     indices = np.asarray(X.indices).astype(np.int64)
     key = indices[:, 1] * (n + 1) + indices[:, 0]  # column-major; padding (col p) sorts last
     order = np.argsort(key, stable=True)
