@@ -170,11 +170,11 @@ def test_sparse_design_matches_sklearn(x64, fit_intercept):
 
 
 def test_sparse_elastic_net_and_weights_match_sklearn_past_the_first_capacity(x64):
-    # ~300 non-zeros: working sets beyond the first compiled capacity (128), so the sparse
-    # inner solver runs at several capacities; with l2, and with per-feature weights
-    n, p = 400, 2000
+    # ~190 non-zeros: working sets beyond the first compiled capacity (128 of 128, 400), so the
+    # sparse inner solver runs at both capacities; with l2, and with per-feature weights
+    n, p = 200, 400
     rng = np.random.default_rng(11)
-    Xs = sp.random(n, p, density=0.02, random_state=11, format="csc")
+    Xs = sp.random(n, p, density=0.05, random_state=11, format="csc")
     w_true = np.zeros(p)
     w_true[rng.choice(p, 100, replace=False)] = rng.standard_normal(100)
     y = Xs @ w_true + 0.05 * rng.standard_normal(n)
@@ -193,8 +193,9 @@ def test_sparse_elastic_net_and_weights_match_sklearn_past_the_first_capacity(x6
 def test_sparse_design_under_jit_and_with_repeated_entries(x64):
     # traced indices take the traced column order (and width n); a BCOO holding one entry
     # twice (as halves) is summed first: the column norms (and Gap Safe radii) read X itself
-    Xs = sp.random(40, 90, density=0.15, random_state=3, format="csc")
-    y = Xs @ np.r_[np.ones(5), np.zeros(85)] + 0.1 * np.random.default_rng(3).standard_normal(40)
+    # (the design of test_sparse_design_matches_sklearn: once summed, its compiled solver)
+    Xs = sp.random(60, 150, density=0.1, random_state=7, format="csc")
+    y = Xs @ np.r_[np.ones(5), np.zeros(145)] + 0.1 * np.random.default_rng(3).standard_normal(60)
     alpha = 0.02
     ref = Lasso(alpha=alpha, fit_intercept=True, **SK).fit(Xs, y)
     X = jsparse.BCOO.from_scipy_sparse(Xs)
