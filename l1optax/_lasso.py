@@ -1115,13 +1115,14 @@ def _design(
         c = jnp.ones((p,), dtype)
     else:
         c = jnp.broadcast_to(jnp.asarray(weights, dtype), (p,))
+    colsum = X.T @ jnp.ones((n,), dtype) if cfg.sparse else None  # once: centring and _csc
     ymean = jnp.zeros((), dtype)
     xmean = jnp.zeros((p,), dtype)
     xmean_implicit = xmean
     if center:
         ymean = jnp.mean(y)
         y = y - ymean
-        xmean = (X.T @ jnp.ones((n,), dtype)) / n if cfg.sparse else jnp.mean(X, axis=0)
+        xmean = colsum / n if cfg.sparse else jnp.mean(X, axis=0)
         if cfg.sparse:
             xmean_implicit = xmean
         else:
@@ -1134,7 +1135,7 @@ def _design(
         colsq = jnp.sum(X**2, axis=0)
     nn = jnp.asarray(n, dtype)
     gram_data = (X.T @ X / nn, y @ X / nn, jnp.dot(y, y) / nn) if cfg.use_gram else None
-    csc = _csc(X, *column_order) if cfg.sparse else None
+    csc = _csc(X, column_order[0], column_order[1], colsum) if cfg.sparse else None
     data = _Data(X, y, xmean_implicit, nn, colsq, gram_data, csc)
     # no iteration on NaN/inf data: the caller raises (_check_finite) without a long wait
     limits = tuple(jnp.where(finite, jnp.asarray(k, jnp.int32), 0) for k in (max_iter, max_epochs))
@@ -1168,14 +1169,14 @@ def _column_order(X: jsparse.BCOO):
     return X, (order, colptr), max(1, int(np.diff(colptr).max(initial=0)))
 
 
-def _csc(X: jsparse.BCOO, order, colptr):
+def _csc(X: jsparse.BCOO, order, colptr, colsum):
     """X's non-zeros in column order, the column starts and the column sums (see _Data); one
     zero entry is appended, so that the gathers of _sparse_columns never index an empty
     array."""
     zero = jnp.zeros((1,), X.dtype)
     rows = jnp.concatenate([X.indices[order, 0], jnp.zeros((1,), X.indices.dtype)])
     vals = jnp.concatenate([X.data[order], zero])
-    return rows, vals, colptr, X.T @ jnp.ones((X.shape[0],), X.dtype)
+    return rows, vals, colptr, colsum
 
 
 def _check_strengths(fn: str, arg: str, value: Any) -> None:
