@@ -343,22 +343,35 @@ def _newton_cap(blk: _Block, size: int) -> int:
     return max(1, min(size, n, _NEWTON_MAX, math.isqrt(_NEWTON_WORK // n)))
 
 
-def _block_newton(blk: _Block, w, lam):
+def _newton_sizes(blk: _Block, size: int) -> tuple:
+    """The static block sizes of :func:`_block_newton`, by 4x up to :func:`_newton_cap`: the
+    smallest one holding the support is used, so a small support costs a small solve."""
+    cap = _newton_cap(blk, size)
+    return tuple(c for c in (16, 64, 256) if c < cap) + (cap,)
+
+
+def _block_newton(blk: _Block, w, lam, cap):
     """The exact minimizer on the support S of w with its signs fixed, then a descent step to it.
 
-    The support is gathered into a block of static size (K, at most ``_NEWTON_MAX``, and at
+    The support is gathered into a block of static size ``cap`` (:func:`_newton_sizes`; at
     most n in the residual forms, as a support larger than n makes H_SS singular),
     H_SS x_S = bvec_S - lam_S sign(w_S) is solved,
     and the step goes from w towards x only as far as the first coordinate that would change
     sign (set to 0): the objective is the smooth quadratic on that segment, so the step always
-    descends. The support must fit the block (:func:`_newton_cap`).
+    descends. The support must fit the block.
     """
     on = w != 0
     count = jnp.sum(on)
     gram = blk.form == "gram"
-    cap = _newton_cap(blk, w.shape[0])
-    sel = jnp.argsort(~on, stable=True)[:cap]  # the support first
-    valid = on[sel]
+    valid = jnp.arange(cap) < count
+    slot = jnp.where(on, jnp.cumsum(on) - 1, cap)  # the support, compacted (no sort)
+    size = w.shape[0]  # the slots past the support: `size` where scattered (dropped) ...
+    put = (
+        jnp.full((cap,), size, jnp.int32)
+        .at[slot]
+        .set(jnp.arange(size, dtype=jnp.int32), mode="drop")
+    )
+    sel = jnp.minimum(put, size - 1)  # ... and a valid index where gathered (masked)
     if gram:
         Hs = blk.H[sel][:, sel]
         bs = blk.bvec[sel]
@@ -376,16 +389,59 @@ def _block_newton(blk: _Block, w, lam):
     Hs = jnp.where(valid[:, None] & valid[None, :], Hs, 0.0)
     rhs = jnp.where(valid, bs - lam[sel] * jnp.sign(w[sel]), 0.0)
     xs = _cholesky_solve(Hs, rhs, jnp.minimum(count, cap))
-    target = jnp.zeros_like(w).at[sel].set(jnp.where(valid, xs, 0.0))
+    target = jnp.zeros_like(w).at[put].set(xs, mode="drop")
     flips = on & (jnp.sign(target) != jnp.sign(w))
     cross = jnp.where(flips, w / jnp.where(flips, w - target, 1.0), 1.0)
     t = jnp.clip(jnp.min(cross), 0.0, 1.0)
     return jnp.where(flips & (cross <= t), 0.0, w + t * (target - w))
 
 
+def _couplings(blk: _Block, starts: jax.Array, B: int) -> jax.Array:
+    """The Gram blocks (len(starts), B, B) of the B coordinates from each start (residual forms):
+    how updating one coordinate of a block moves the gradients of the others."""
+    at = starts[:, None] + jnp.arange(B)
+    if blk.form == "residual":
+        A = blk.At[at]  # (blocks, B, n)
+        return jnp.einsum("kbn,kcn->kbc", A, A) / blk.n
+    rows, vals = blk.rows[at], blk.vals[at]  # (blocks, B, L)
+    width, n_rows = rows.shape[-1], blk.y.shape[0]
+    pairs = [(i, j) for i in range(B) for j in range(i)]  # only j < i is read
+    if width * width <= n_rows:  # the rows two columns share, by comparing their rows
+        shared = [
+            jnp.sum(
+                jnp.where(
+                    rows[:, i, :, None] == rows[:, j, None, :],
+                    vals[:, i, :, None] * vals[:, j, None, :],
+                    0.0,
+                ),
+                axis=(1, 2),
+            )
+            for i, j in pairs
+        ]
+    else:  # by densifying the block's columns
+        dense = jnp.zeros(at.shape + (n_rows,), vals.dtype)
+        block, slot = jnp.meshgrid(jnp.arange(at.shape[0]), jnp.arange(B), indexing="ij")
+        dense = dense.at[block[..., None], slot[..., None], rows].add(vals)
+        shared = [jnp.sum(dense[:, i] * dense[:, j], axis=1) for i, j in pairs]
+    raw = jnp.zeros(at.shape + (B,), vals.dtype)
+    for (i, j), value in zip(pairs, shared, strict=True):
+        raw = raw.at[:, i, j].set(value)
+    mean, colsum = blk.mean[at], blk.colsum[at]
+    # (a_i - m_i 1) . (a_j - m_j 1) = a_i . a_j - m_i colsum_j - m_j colsum_i + n m_i m_j
+    cross = mean[:, :, None] * colsum[:, None, :]
+    centred = raw - cross - jnp.swapaxes(cross, 1, 2) + blk.n * mean[:, :, None] * mean[:, None, :]
+    return centred / blk.n
+
+
 def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
     """Cyclic coordinate descent on a :class:`_Block`, Anderson-accelerated. Returns (w, epochs).
 
+    The coordinates are visited in blocks of ``_UNROLL``: the block's gradients in one product,
+    then its coordinates in turn, each gradient moved by the earlier ones' updates through the
+    block's Gram entries (:func:`_couplings`), then one update of the state. The iterates are
+    those of one-at-a-time cyclic descent; XLA's per-operation cost on CPU (~0.1 us) is paid
+    per block, not per coordinate (2-4x faster epochs). The last block is aligned to the end,
+    so it revisits a few coordinates when ``_UNROLL`` does not divide the size.
     Only the first ``m`` coordinates (all when None; traced) are visited; the others must have
     a zero ``diag`` entry (and zero coupling), so they stay at zero. Every ``_ANDERSON + 1``
     epochs the last iterates are extrapolated (Anderson acceleration, as in skglm: the affine
@@ -401,38 +457,54 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
     unroll = min(_UNROLL, size)
     blocks = -(-size // unroll) if m is None else (m + unroll - 1) // unroll
 
-    def coord(j, wj, st):
-        if blk.form == "gram":
-            gj = st[j]
-        elif blk.form == "residual":
-            gj = jnp.dot(blk.At[j], st) / blk.n + _entry(blk.l2, j) * wj
-        else:
-            r, s, total = st
-            rows, vals = blk.rows[j], blk.vals[j]
-            xr = jnp.dot(vals, r[rows]) - s * blk.colsum[j]
-            gj = (xr - blk.mean[j] * (total - blk.n * s)) / blk.n + _entry(blk.l2, j) * wj
-        new = jnp.where(live[j], _soft(wj - gj * inv[j], thresh[j]), 0.0)
-        delta = new - wj
-        if blk.form == "sparse":
-            st = (
-                r.at[rows].add(vals * delta),
-                s + blk.mean[j] * delta,
-                total + blk.colsum[j] * delta,
-            )
-        else:  # contiguous rows (H is symmetric)
-            st = st + (blk.H[j] if blk.form == "gram" else blk.At[j]) * delta
-        return new, st
+    starts = jnp.minimum(jnp.arange(-(-size // unroll)) * unroll, size - unroll)
+    coupling = None if blk.form == "gram" else _couplings(blk, starts, unroll)
 
     def block(i, carry):
-        # `unroll` coordinates per loop step, read and written as one slice of w: the loop's
-        # overhead, and w's, is paid once per block (the last block may revisit coordinates)
         w, st = carry
-        start = jnp.minimum(i * unroll, size - unroll)
+        start = starts[i]
         old = jax.lax.dynamic_slice(w, (start,), (unroll,))
-        new = []
+        l2 = 0.0 if blk.form == "gram" else blk.l2
+        l2 = jax.lax.dynamic_slice(l2, (start,), (unroll,)) if jnp.ndim(l2) else l2
+        if blk.form == "gram":
+            rows_H = jax.lax.dynamic_slice(blk.H, (start, 0), (unroll, size))
+            cpl = jax.lax.dynamic_slice(rows_H, (0, start), (unroll, unroll))
+            g = jax.lax.dynamic_slice(st, (start,), (unroll,))
+        elif blk.form == "residual":
+            At = jax.lax.dynamic_slice(blk.At, (start, 0), (unroll, blk.At.shape[1]))
+            cpl = coupling[i]
+            g = At @ st / blk.n + l2 * old
+        else:
+            r, s, total = st
+            width = blk.rows.shape[1]
+            rows = jax.lax.dynamic_slice(blk.rows, (start, 0), (unroll, width))
+            vals = jax.lax.dynamic_slice(blk.vals, (start, 0), (unroll, width))
+            mean = jax.lax.dynamic_slice(blk.mean, (start,), (unroll,))
+            colsum = jax.lax.dynamic_slice(blk.colsum, (start,), (unroll,))
+            cpl = coupling[i]
+            xr = jnp.sum(vals * r[rows], axis=1) - s * colsum
+            g = (xr - mean * (total - blk.n * s)) / blk.n + l2 * old
+        live_b = jax.lax.dynamic_slice(live, (start,), (unroll,))
+        inv_b = jax.lax.dynamic_slice(inv, (start,), (unroll,))
+        thr_b = jax.lax.dynamic_slice(thresh, (start,), (unroll,))
+        new, deltas = [], []
         for u in range(unroll):
-            value, st = coord(start + u, old[u], st)
+            gu = g[u]
+            for k in range(u):  # the gradient moved by the block's earlier updates
+                gu = gu + cpl[u, k] * deltas[k]
+            value = jnp.where(live_b[u], _soft(old[u] - gu * inv_b[u], thr_b[u]), 0.0)
             new.append(value)
+            deltas.append(value - old[u])
+        delta = jnp.stack(deltas)
+        if blk.form == "sparse":
+            st = (
+                r.at[rows].add(vals * delta[:, None]),
+                s + jnp.dot(mean, delta),
+                total + jnp.dot(colsum, delta),
+            )
+        else:  # as one fused loop: a dot product here is a separate, slower, XLA call on CPU
+            moved = rows_H if blk.form == "gram" else At
+            st = st + sum(delta[u] * moved[u] for u in range(unroll))
         return jax.lax.dynamic_update_slice(w, jnp.stack(new), (start,)), st
 
     def objective(w, st):
@@ -444,11 +516,14 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         C = C + (1e-12 * jnp.trace(C) + jnp.finfo(C.dtype).tiny) * jnp.eye(_ANDERSON, dtype=C.dtype)
         z = jnp.linalg.solve(C, jnp.ones((_ANDERSON,), C.dtype))
         count = jnp.sum(w != 0)
-        cap = _newton_cap(blk, size)
-        fits = (count > 0) & (count <= cap)
-        if blk.form != "gram" and cap * cap * blk.y.shape[0] > _NEWTON_WORK // 8:
-            fits = fits & jnp.all(jnp.sign(hist) == jnp.sign(w))  # costly: once signs settle
-        newton = jax.lax.cond(fits, lambda w: _block_newton(blk, w, lam), lambda w: w, w)
+        sizes = _newton_sizes(blk, size)
+        level = jnp.minimum(jnp.sum(jnp.asarray(sizes) < count), len(sizes) - 1)
+        fits = (count > 0) & (count <= sizes[-1])
+        if blk.form != "gram":  # a costly solve waits for the signs to settle
+            costly = jnp.asarray([c * c * blk.y.shape[0] > _NEWTON_WORK // 8 for c in sizes])
+            fits = fits & (~costly[level] | jnp.all(jnp.sign(hist) == jnp.sign(w)))
+        solves = [functools.partial(_block_newton, blk, lam=lam, cap=c) for c in sizes]
+        newton = jax.lax.cond(fits, lambda w: jax.lax.switch(level, solves, w), lambda w: w, w)
         candidates = [(z / jnp.sum(z)) @ hist[1:], newton]
         best_w, best_st, best = w, st, objective(w, st)
         for cand in candidates:
@@ -609,13 +684,15 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
         viol0 = jnp.max(
             jnp.where(x != 0, jnp.abs(g + lam * jnp.sign(x)), jnp.maximum(jnp.abs(g) - lam, 0.0))
         )
+        # the model's gradient is known to its rounding only: below that, stop (not max_epochs)
+        floor = 4 * jnp.finfo(dtype).eps * (jnp.max(jnp.abs(g)) + jnp.max(lam))
 
         def stop(xx, st):
             q = _block_grad(blk, xx, st)
             viol = jnp.where(
                 xx != 0, jnp.abs(q + lam * jnp.sign(xx)), jnp.maximum(jnp.abs(q) - lam, 0.0)
             )
-            return jnp.max(viol) <= 0.1 * viol0
+            return jnp.max(viol) <= jnp.maximum(0.1 * viol0, floor)
 
         x_cd, e = _cd(blk, x, lam, stop, max_epochs, m)
         dx = x_cd - x
@@ -633,9 +710,11 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
             return t, val, val <= primal + 1e-4 * t * decrease, k + 1
 
         val1 = objective(x_cd, z + dz)
-        t, _, ok, _ = jax.lax.while_loop(
-            ls_cond, ls_body, (jnp.ones((), x.dtype), val1, val1 <= primal + 1e-4 * decrease, 0)
-        )
+        # a predicted decrease below the objective's rounding cannot be seen by the line
+        # search: the full step is taken (the model is exact to that order), else it stalls
+        unresolved = -decrease <= 16 * jnp.finfo(dtype).eps * jnp.abs(primal)
+        first = (val1 <= primal + 1e-4 * decrease) | unresolved
+        t, _, ok, _ = jax.lax.while_loop(ls_cond, ls_body, (jnp.ones((), x.dtype), val1, first, 0))
         t = jnp.where(ok, t, 0.0)
         x_new = x + t * dx
         z_new = z + t * dz

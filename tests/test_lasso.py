@@ -210,6 +210,64 @@ def test_sparse_design_under_jit_and_with_repeated_entries(x64):
         np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
 
 
+def np_cyclic_cd(H, b, lam, w, order, epochs):
+    """Cyclic coordinate descent on w'Hw/2 - b'w + sum(lam |w|), one coordinate at a time."""
+    w = w.copy()
+    for _ in range(epochs):
+        for j in order:
+            if H[j, j] > 0:
+                z = w[j] - (H[j] @ w - b[j]) / H[j, j]
+                w[j] = np.sign(z) * max(abs(z) - lam[j] / H[j, j], 0.0)
+    return w
+
+
+@pytest.mark.parametrize("form", ["gram", "residual", "sparse", "sparse-few"])
+def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
+    # _cd updates `_UNROLL` coordinates per loop step through their Gram block: the iterates
+    # must be those of plain cyclic coordinate descent (10 coordinates: the last block
+    # revisits 6 and 7); coordinate 3 has a zero column and l2 (diag 0: held at zero).
+    # "sparse-few": few non-zeros per column, whose couplings are found by comparing rows
+    rng = np.random.default_rng(0)
+    n, K = (30, 10) if form != "sparse-few" else (200, 10)
+    A_s = np.where(
+        rng.random((n, K)) < (0.3 if n == 30 else 0.03), rng.standard_normal((n, K)), 0.0
+    )
+    A_s[:, 3] = 0.0
+    mean = np.where(np.arange(K) == 3, 0.0, 0.1 * rng.standard_normal(K))
+    form, sparse = form.split("-")[0], form.startswith("sparse")
+    A = A_s - mean if sparse else A_s
+    l2 = np.where(np.arange(K) == 3, 0.0, 0.05 + 0.1 * rng.random(K))
+    y = rng.standard_normal(n)
+    H, b = A.T @ A / n + np.diag(l2), A.T @ y / n
+    lam = 0.2 * np.abs(b).max() * rng.random(K)
+    w0 = np.where(np.arange(K) == 3, 0.0, rng.standard_normal(K))
+    order = list(range(8)) + [6, 7, 8, 9]
+    assert _lasso._UNROLL == 4
+    width = int((A_s != 0).sum(0).max())
+    assert not sparse or (width * width <= n) == (n == 200)  # both ways of coupling
+    rows = np.zeros((K, width), np.int32)
+    vals = np.zeros((K, width))
+    for j in range(K):
+        nz = np.flatnonzero(A_s[:, j])
+        rows[j, : nz.size], vals[j, : nz.size] = nz, A_s[nz, j]
+    diag, l2j, nj = jnp.asarray(np.diag(H)), jnp.asarray(l2), jnp.asarray(float(n))
+    blk = {
+        "gram": _lasso._Block("gram", diag, H=jnp.asarray(H), bvec=jnp.asarray(b)),
+        "residual": _lasso._Block("residual", diag, At=jnp.asarray(A.T), y=jnp.asarray(y), n=nj, l2=l2j),
+        "sparse": _lasso._Block(
+            "sparse", diag, rows=jnp.asarray(rows), vals=jnp.asarray(vals), mean=jnp.asarray(mean),
+            colsum=jnp.asarray(A_s.sum(0)), y=jnp.asarray(y), n=nj, l2=l2j,
+        ),
+    }[form]  # fmt: skip
+    epochs = 3  # before the first Anderson step
+    run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
+    w, done = run(jnp.asarray(w0))
+    assert int(done) == epochs
+    np.testing.assert_allclose(
+        np.asarray(w), np_cyclic_cd(H, b, lam, w0, order, epochs), atol=1e-12
+    )
+
+
 _smallest = jax.jit(_lasso._smallest, static_argnums=2)
 
 
@@ -396,3 +454,17 @@ def test_logistic_hypergradient_equals_central_finite_differences(x64, fit_inter
     for got, want in checks:
         assert abs(want) > 1e-4  # a real dependence, not a zero matched by a zero
         np.testing.assert_allclose(float(got), want, rtol=1e-6)
+
+
+def test_logistic_near_rounding_tolerance_neither_stalls_nor_runs_to_max_epochs(x64):
+    # at tol = 1e-15 the last Newton steps promise decreases below the objective's rounding
+    # and their models' gradients are known to rounding only: the line search must take
+    # the step (not stall at gap ~1e-9) and the model solve stop (not run max_epochs)
+    X, _, w_true = make_regression(80, 20, seed=4)
+    y = np.where(X @ w_true + 0.5 * np.random.default_rng(1).standard_normal(80) > 0, 1.0, 0.0)
+    for h in (-1e-6, 0.0, 1e-6, 2e-6):
+        X_h = X.copy()
+        X_h[5, 2] += h
+        _, info = lasso(X_h, y, 0.03, l2reg=0.01, loss="logistic", tol=1e-15, max_iter=8)
+        assert float(info.gap) <= 1e-14 * float(info.primal), h
+        assert int(info.num_inner) < 1000, h
