@@ -1164,9 +1164,11 @@ def _prepare(
         max_newton=50,
         col_nnz=width,
     )
+    center = fit_intercept and loss == "squared"
+    host_gram = _host_gram(X, dtype, center) if use_gram else None
     data, c, l2, tol_arr, limits, ymean, xmean, finite = _design(
-        X, y, weights, l2reg, tol, max_iter, max_epochs, column_order,
-        cfg=cfg, dtype=jnp.dtype(dtype), center=fit_intercept and loss == "squared",
+        X, y, weights, l2reg, tol, max_iter, max_epochs, column_order, host_gram,
+        cfg=cfg, dtype=jnp.dtype(dtype), center=center,
     )  # fmt: skip
     return cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype, finite
 
@@ -1178,12 +1180,30 @@ def _check_finite(fn: str, finite: jax.Array) -> None:
         raise ValueError(f"`{fn}`: X and y must be finite (found NaN or inf)")
 
 
+def _host_gram(X: Any, dtype: Any, center: bool) -> np.ndarray | None:
+    """X^T X (X centred when ``center``) by the host's BLAS for a concrete X on one CPU, else
+    None (XLA forms it in :func:`_design`). NumPy sees ``A.T @ A`` as a symmetric rank-k
+    update: half a product, and ~3x faster than XLA's CPU GEMM (10000 x 1000: 150 vs 430 ms).
+    """
+    if isinstance(X, jsparse.BCOO) or not v.is_concrete(X):
+        return None
+    devices = X.devices()
+    if len(devices) != 1 or next(iter(devices)).platform != "cpu":
+        return None  # an accelerator's own product is faster; sharded X stays where it is
+    A = np.asarray(X, dtype)
+    if center:
+        A = A - A.mean(axis=0)
+    return A.T @ A
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "dtype", "center"))
 def _design(
-    X, y, weights, l2reg, tol, max_iter, max_epochs, column_order, *, cfg: _Config, dtype, center
-):
+    X, y, weights, l2reg, tol, max_iter, max_epochs, column_order, host_gram,
+    *, cfg: _Config, dtype, center,
+):  # fmt: skip
     """The arrays the solver reads, in one compiled program (eager ops cost ~20 us each, more
-    than a small lasso's whole solve): cast, labels in {-1, 1}, centring, column norms, Gram."""
+    than a small lasso's whole solve): cast, labels in {-1, 1}, centring, column norms, Gram
+    (``host_gram``: X^T X already formed on the host, or None)."""
     n, p = X.shape
     X = X.astype(dtype)
     y = y.astype(dtype)
@@ -1213,7 +1233,10 @@ def _design(
     else:
         colsq = jnp.sum(X**2, axis=0)
     nn = jnp.asarray(n, dtype)
-    gram_data = (X.T @ X / nn, y @ X / nn, jnp.dot(y, y) / nn) if cfg.use_gram else None
+    gram_data = None
+    if cfg.use_gram:
+        G = X.T @ X if host_gram is None else host_gram.astype(dtype)
+        gram_data = (G / nn, y @ X / nn, jnp.dot(y, y) / nn)
     csc = _csc(X, column_order[0], column_order[1], colsum) if cfg.sparse else None
     data = _Data(X, y, xmean_implicit, nn, colsq, gram_data, csc)
     # no iteration on NaN/inf data: the caller raises (_check_finite) without a long wait

@@ -302,6 +302,26 @@ def test_jit_and_vmap_over_strengths(x64):
         assert_same_solution(w, Lasso(alpha=a, fit_intercept=False, **SK).fit(X, y).coef_)
 
 
+def test_gram_formed_by_the_host_matches_the_traced_xla_gram(x64):
+    # a concrete X on the CPU has X^T X formed by NumPy; a traced X by XLA: the same path
+    X, y, _ = make_regression(60, 8, seed=9)
+    X = X + 5.0  # far from centred: the centring must come before the product
+    Xc = X - X.mean(axis=0)
+    np.testing.assert_allclose(_lasso._host_gram(jnp.asarray(X), np.float64, True), Xc.T @ Xc)
+    assert _lasso._host_gram(jsparse.BCOO.fromdense(X), np.float64, True) is None
+    seen = []
+    jax.jit(lambda X: seen.append(_lasso._host_gram(X, np.float64, True)) or X)(X)
+    assert seen == [None]  # a traced X: XLA forms it
+    alphas = np.abs(Xc.T @ (y - y.mean())).max() / 60 * np.array([0.5, 0.1, 0.01])
+    opts = dict(gram=True, fit_intercept=True, tol=1e-13)
+    host, _ = lasso_path(X, y, alphas, **opts)
+    traced = jax.jit(lambda X: lasso_path(X, y, alphas, **opts)[0])(X)
+    np.testing.assert_allclose(host, traced, rtol=0, atol=1e-9)
+    ref = sk_lasso_path(Xc, y - y.mean(), alphas=alphas, **SK)[1].T
+    for w, w_ref in zip(np.asarray(host), ref, strict=True):
+        assert_same_solution(w, w_ref)
+
+
 def test_float32_keeps_dtype():
     X, y, _ = make_regression(30, 12, seed=9)
     alpha = 0.1 * np.abs(X.T @ (y - y.mean())).max() / 30
