@@ -343,17 +343,10 @@ def _newton_cap(blk: _Block, size: int) -> int:
     return max(1, min(size, n, _NEWTON_MAX, math.isqrt(_NEWTON_WORK // n)))
 
 
-def _newton_sizes(blk: _Block, size: int) -> tuple:
-    """The static block sizes of :func:`_block_newton`, by 4x up to :func:`_newton_cap`: the
-    smallest one holding the support is used, so a small support costs a small solve."""
-    cap = _newton_cap(blk, size)
-    return tuple(c for c in (16, 64, 256) if c < cap) + (cap,)
-
-
 def _block_newton(blk: _Block, w, lam, cap):
     """The exact minimizer on the support S of w with its signs fixed, then a descent step to it.
 
-    The support is gathered into a block of static size ``cap`` (:func:`_newton_sizes`; at
+    The support is gathered into a block of static size ``cap`` (:func:`_newton_cap`; at
     most n in the residual forms, as a support larger than n makes H_SS singular),
     H_SS x_S = bvec_S - lam_S sign(w_S) is solved,
     and the step goes from w towards x only as far as the first coordinate that would change
@@ -516,14 +509,12 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         C = C + (1e-12 * jnp.trace(C) + jnp.finfo(C.dtype).tiny) * jnp.eye(_ANDERSON, dtype=C.dtype)
         z = jnp.linalg.solve(C, jnp.ones((_ANDERSON,), C.dtype))
         count = jnp.sum(w != 0)
-        sizes = _newton_sizes(blk, size)
-        level = jnp.minimum(jnp.sum(jnp.asarray(sizes) < count), len(sizes) - 1)
-        fits = (count > 0) & (count <= sizes[-1])
-        if blk.form != "gram":  # a costly solve waits for the signs to settle
-            costly = jnp.asarray([c * c * blk.y.shape[0] > _NEWTON_WORK // 8 for c in sizes])
-            fits = fits & (~costly[level] | jnp.all(jnp.sign(hist) == jnp.sign(w)))
-        solves = [functools.partial(_block_newton, blk, lam=lam, cap=c) for c in sizes]
-        newton = jax.lax.cond(fits, lambda w: jax.lax.switch(level, solves, w), lambda w: w, w)
+        cap = _newton_cap(blk, size)
+        fits = (count > 0) & (count <= cap)
+        if blk.form != "gram" and cap * cap * blk.y.shape[0] > _NEWTON_WORK // 8:
+            fits = fits & jnp.all(jnp.sign(hist) == jnp.sign(w))  # costly: once signs settle
+        solve = functools.partial(_block_newton, blk, lam=lam, cap=cap)
+        newton = jax.lax.cond(fits, solve, lambda w: w, w)
         candidates = [(z / jnp.sum(z)) @ hist[1:], newton]
         best_w, best_st, best = w, st, objective(w, st)
         for cand in candidates:
