@@ -339,8 +339,21 @@ def _newton_cap(blk: _Block, size: int) -> int:
     """The static block size of :func:`_block_newton` for a working set of ``size``."""
     if blk.form == "gram":
         return min(size, _NEWTON_MAX)
-    n = blk.y.shape[0]  # forming H_SS costs cap^2 n multiply-adds: _NEWTON_WORK at most
+    n = blk.y.shape[0]  # bounded as if forming H_SS cost cap^2 n multiply-adds (dense)
     return max(1, min(size, n, _NEWTON_MAX, math.isqrt(_NEWTON_WORK // n)))
+
+
+def _newton_depth(blk: _Block) -> int:
+    """The multiply-adds per entry of H_SS in :func:`_block_newton`: n, or a sparse column's
+    L (its width): a sparse support step costs cap^2 L + cap^3 / 3, not cap^2 n."""
+    return blk.y.shape[0] if blk.form == "residual" else blk.rows.shape[1]
+
+
+def _centred_gram(raw, mean, colsum, n):
+    """(a_i - m_i 1) . (a_j - m_j 1) = a_i . a_j - m_i colsum_j - m_j colsum_i + n m_i m_j, for
+    the Gram entries ``raw`` (..., B, B) of uncentred sparse columns with means ``mean``."""
+    cross = mean[..., :, None] * colsum[..., None, :]
+    return raw - cross - jnp.swapaxes(cross, -1, -2) + n * mean[..., :, None] * mean[..., None, :]
 
 
 def _block_newton(blk: _Block, w, lam, cap):
@@ -369,16 +382,19 @@ def _block_newton(blk: _Block, w, lam, cap):
         Hs = blk.H[sel][:, sel]
         bs = blk.bvec[sel]
     else:
+        l2 = jnp.diag(jnp.broadcast_to(_entry(blk.l2, sel), (cap,)))
         if blk.form == "residual":
             As = blk.At[sel]  # (cap, n)
-        else:  # the support's columns made dense (and centred)
-            rows = jnp.arange(cap)[:, None]
-            As = (
-                jnp.zeros((cap, blk.y.shape[0]), w.dtype).at[rows, blk.rows[sel]].add(blk.vals[sel])
-            )
-            As = As - blk.mean[sel][:, None]
-        Hs = As @ As.T / blk.n + jnp.diag(jnp.broadcast_to(_entry(blk.l2, sel), (cap,)))
-        bs = As @ blk.y / blk.n
+            Hs = As @ As.T / blk.n + l2
+            bs = As @ blk.y / blk.n
+        else:  # A_S^T A_S from the non-zeros: row i of it gathers the rows of A_S that a_i hits
+            rows, vals = blk.rows[sel], jnp.where(valid[:, None], blk.vals[sel], 0.0)
+            dense = jnp.zeros((blk.y.shape[0], cap), w.dtype)
+            dense = dense.at[rows, jnp.arange(cap)[:, None]].add(vals)  # A_S, (n, cap)
+            raw = jnp.einsum("il,ilc->ic", vals, dense[rows])
+            mean, colsum = blk.mean[sel], blk.colsum[sel]
+            Hs = _centred_gram(raw, mean, colsum, blk.n) / blk.n + l2
+            bs = (jnp.sum(vals * blk.y[rows], axis=1) - mean * jnp.sum(blk.y)) / blk.n
     Hs = jnp.where(valid[:, None] & valid[None, :], Hs, 0.0)
     rhs = jnp.where(valid, bs - lam[sel] * jnp.sign(w[sel]), 0.0)
     xs = _cholesky_solve(Hs, rhs, jnp.minimum(count, cap))
@@ -419,11 +435,7 @@ def _couplings(blk: _Block, starts: jax.Array, B: int) -> jax.Array:
     raw = jnp.zeros(at.shape + (B,), vals.dtype)
     for (i, j), value in zip(pairs, shared, strict=True):
         raw = raw.at[:, i, j].set(value)
-    mean, colsum = blk.mean[at], blk.colsum[at]
-    # (a_i - m_i 1) . (a_j - m_j 1) = a_i . a_j - m_i colsum_j - m_j colsum_i + n m_i m_j
-    cross = mean[:, :, None] * colsum[:, None, :]
-    centred = raw - cross - jnp.swapaxes(cross, 1, 2) + blk.n * mean[:, :, None] * mean[:, None, :]
-    return centred / blk.n
+    return _centred_gram(raw, blk.mean[at], blk.colsum[at], blk.n) / blk.n
 
 
 def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
@@ -511,7 +523,7 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         count = jnp.sum(w != 0)
         cap = _newton_cap(blk, size)
         fits = (count > 0) & (count <= cap)
-        if blk.form != "gram" and cap * cap * blk.y.shape[0] > _NEWTON_WORK // 8:
+        if blk.form != "gram" and cap * cap * max(_newton_depth(blk), cap // 3) > _NEWTON_WORK // 8:
             fits = fits & jnp.all(jnp.sign(hist) == jnp.sign(w))  # costly: once signs settle
         solve = functools.partial(_block_newton, blk, lam=lam, cap=cap)
         newton = jax.lax.cond(fits, solve, lambda w: w, w)

@@ -221,12 +221,14 @@ def np_cyclic_cd(H, b, lam, w, order, epochs):
     return w
 
 
-@pytest.mark.parametrize("form", ["gram", "residual", "sparse", "sparse-few"])
-def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
-    # _cd updates `_UNROLL` coordinates per loop step through their Gram block: the iterates
-    # must be those of plain cyclic coordinate descent (10 coordinates: the last block
-    # revisits 6 and 7); coordinate 3 has a zero column and l2 (diag 0: held at zero).
-    # "sparse-few": few non-zeros per column, whose couplings are found by comparing rows
+FORMS = ["gram", "residual", "sparse", "sparse-few"]
+
+
+def working_set_block(form):
+    """One working-set problem w'Hw/2 - b'w + sum(lam |w|) as a _lasso._Block of ``form``,
+    with H, b, lam and a start w0. 10 coordinates; coordinate 3 has a zero column and l2
+    (diag 0: held at zero); the sparse columns are centred implicitly. "sparse-few": few
+    non-zeros per column (the couplings found by comparing rows, not by densifying)."""
     rng = np.random.default_rng(0)
     n, K = (30, 10) if form != "sparse-few" else (200, 10)
     A_s = np.where(
@@ -241,8 +243,6 @@ def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
     H, b = A.T @ A / n + np.diag(l2), A.T @ y / n
     lam = 0.2 * np.abs(b).max() * rng.random(K)
     w0 = np.where(np.arange(K) == 3, 0.0, rng.standard_normal(K))
-    order = list(range(8)) + [6, 7, 8, 9]
-    assert _lasso._UNROLL == 4
     width = int((A_s != 0).sum(0).max())
     assert not sparse or (width * width <= n) == (n == 200)  # both ways of coupling
     rows = np.zeros((K, width), np.int32)
@@ -259,6 +259,16 @@ def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
             colsum=jnp.asarray(A_s.sum(0)), y=jnp.asarray(y), n=nj, l2=l2j,
         ),
     }[form]  # fmt: skip
+    return blk, H, b, lam, w0
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
+    # _cd updates `_UNROLL` coordinates per loop step through their Gram block: the iterates
+    # must be those of plain cyclic coordinate descent (the last block revisits 6 and 7)
+    blk, H, b, lam, w0 = working_set_block(form)
+    order = list(range(8)) + [6, 7, 8, 9]
+    assert _lasso._UNROLL == 4
     epochs = 3  # before the first Anderson step
     run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
     w, done = run(jnp.asarray(w0))
@@ -266,6 +276,21 @@ def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
     np.testing.assert_allclose(
         np.asarray(w), np_cyclic_cd(H, b, lam, w0, order, epochs), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_support_step_solves_the_support_system_in_every_form(x64, form):
+    # the exact step on the support S of w, signs fixed: H_SS x_S = b_S - lam_S sign(w_S);
+    # lam is chosen so that x is a given point of w's signs, so the step lands on x
+    blk, H, b, _, _ = working_set_block(form)
+    S = np.array([0, 2, 5, 6, 9])
+    x = np.zeros(10)
+    x[S] = [0.7, -1.2, 0.4, -0.3, 2.0]
+    lam = np.zeros(10)
+    lam[S] = np.sign(x[S]) * (b[S] - H[np.ix_(S, S)] @ x[S])
+    w = x + 0.1 * np.sign(x)
+    step = jax.jit(lambda w: _lasso._block_newton(blk, w, jnp.asarray(lam), cap=8))
+    np.testing.assert_allclose(np.asarray(step(jnp.asarray(w))), x, atol=1e-12)
 
 
 _smallest = jax.jit(_lasso._smallest, static_argnums=2)
