@@ -460,9 +460,9 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
     inv = jnp.where(live, 1.0 / jnp.where(live, blk.diag, 1.0), 0.0)
     thresh = lam * inv
     unroll = min(_UNROLL, size)
-    blocks = -(-size // unroll) if m is None else (m + unroll - 1) // unroll
-
-    starts = jnp.minimum(jnp.arange(-(-size // unroll)) * unroll, size - unroll)
+    all_blocks = -(-size // unroll)
+    blocks = all_blocks if m is None else (m + unroll - 1) // unroll
+    starts = jnp.minimum(jnp.arange(all_blocks) * unroll, size - unroll)
     coupling = None if blk.form == "gram" else _couplings(blk, starts, unroll)
 
     def block(i, carry):
@@ -1238,7 +1238,7 @@ def _design(
     nn = jnp.asarray(n, dtype)
     gram_data = None
     if cfg.use_gram:
-        G = X.T @ X if host_gram is None else host_gram.astype(dtype)
+        G = X.T @ X if host_gram is None else host_gram  # host_gram: already in dtype
         gram_data = (G / nn, y @ X / nn, jnp.dot(y, y) / nn)
     csc = _csc(X, column_order[0], column_order[1], colsum) if cfg.sparse else None
     data = _Data(X, y, xmean_implicit, nn, colsq, gram_data, csc)

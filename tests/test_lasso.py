@@ -46,6 +46,13 @@ def np_gap(X, y, w, alpha):
 SK = dict(tol=1e-14, max_iter=10**6)
 
 
+def logistic_data(n, p, k=5, seed=4, noise=0.5, label_seed=1):
+    """Features and {0, 1} labels thresholding a noisy sparse linear score."""
+    X, _, w_true = make_regression(n, p, k=k, seed=seed)
+    score = X @ w_true + noise * np.random.default_rng(label_seed).standard_normal(n)
+    return X, np.where(score > 0, 1.0, 0.0)
+
+
 SHAPE = (50, 120)  # one shape for the dense tests: one compiled program (p > n)
 
 
@@ -86,8 +93,7 @@ def test_certificate_equals_numpy_gap_and_kkt(x64):
 
 @pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
 def test_logistic_matches_sklearn(x64, fit_intercept):
-    X, _, w_true = make_regression(80, 20, seed=4)
-    y = np.where(X @ w_true + 0.5 * np.random.default_rng(1).standard_normal(80) > 0, 1.0, 0.0)
+    X, y = logistic_data(80, 20)
     alpha = 0.03
     C = 1 / (alpha * X.shape[0])  # sklearn's C = 1 / (alpha n)
     # liblinear penalizes its intercept; saga does not (the problem solved here)
@@ -111,8 +117,7 @@ def test_logistic_matches_sklearn(x64, fit_intercept):
 @pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
 def test_wide_logistic_elastic_net_matches_sklearn(x64, fit_intercept):
     # p > n: the quadratic models are solved in residual form (no K x K block)
-    X, _, w_true = make_regression(40, 150, k=6, seed=12)
-    y = np.where(X @ w_true + 0.3 * np.random.default_rng(2).standard_normal(40) > 0, 1.0, 0.0)
+    X, y = logistic_data(40, 150, k=6, seed=12, noise=0.3, label_seed=2)
     C, l1_ratio = 2.0, 0.8  # sklearn: C sum(log-loss) + l1_ratio |w|_1 + (1 - l1_ratio) |w|^2 / 2
     ref = LogisticRegression(
         l1_ratio=l1_ratio, C=C, solver="saga", fit_intercept=fit_intercept, tol=1e-14,
@@ -475,8 +480,7 @@ def test_hypergradient_equals_central_finite_differences(x64):
 def test_logistic_hypergradient_equals_central_finite_differences(x64, fit_intercept):
     # implicit differentiation of L1 logistic regression (optimality condition on the support
     # and the intercept): d/d alpha, d/d l2reg and d/d X of a held-out loss, within 1e-6
-    X, _, w_true = make_regression(80, 20, seed=4)
-    y = np.where(X @ w_true + 0.5 * np.random.default_rng(1).standard_normal(80) > 0, 1.0, 0.0)
+    X, y = logistic_data(80, 20)
     Xv = np.random.default_rng(2).standard_normal((10, 20))
     opts = dict(loss="logistic", fit_intercept=fit_intercept, tol=1e-15, max_iter=8)
 
@@ -505,8 +509,7 @@ def test_logistic_near_rounding_tolerance_neither_stalls_nor_runs_to_max_epochs(
     # at tol = 1e-15 the last Newton steps promise decreases below the objective's rounding
     # and their models' gradients are known to rounding only: the line search must take
     # the step (not stall at gap ~1e-9) and the model solve stop (not run max_epochs)
-    X, _, w_true = make_regression(80, 20, seed=4)
-    y = np.where(X @ w_true + 0.5 * np.random.default_rng(1).standard_normal(80) > 0, 1.0, 0.0)
+    X, y = logistic_data(80, 20)
     for h in (-1e-6, 0.0, 1e-6, 2e-6):
         X_h = X.copy()
         X_h[5, 2] += h
