@@ -527,16 +527,26 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
             fits = fits & jnp.all(jnp.sign(hist) == jnp.sign(w))  # costly: once signs settle
         solve = functools.partial(_block_newton, blk, lam=lam, cap=cap)
         newton = jax.lax.cond(fits, solve, lambda w: w, w)
-        candidates = [(z / jnp.sum(z)) @ hist[1:], newton]
-        best_w, best_st, best = w, st, objective(w, st)
-        for cand in candidates:
-            cand_st = _block_state(blk, cand)
-            val = objective(cand, cand_st)
-            better = jnp.all(jnp.isfinite(cand)) & (val < best)
-            best_w = jnp.where(better, cand, best_w)
-            best_st = jax.tree.map(functools.partial(jnp.where, better), cand_st, best_st)
-            best = jnp.where(better, val, best)
-        return best_w, best_st
+        # both candidates' states and objectives in one batched evaluation (one copy to compile)
+        cands = jnp.stack([(z / jnp.sum(z)) @ hist[1:], newton])
+        cand_st = jax.vmap(functools.partial(_block_state, blk))(cands)
+        vals = jax.vmap(objective)(cands, cand_st)
+        vals = jnp.where(jnp.all(jnp.isfinite(cands), axis=1), vals, jnp.inf)
+        pick = jnp.argmin(vals)  # the first of equal values, as a strict comparison in turn
+        better = vals[pick] < objective(w, st)
+        best_st = jax.tree.map(lambda c, s: jnp.where(better, c[pick], s), cand_st, st)
+        return jnp.where(better, cands[pick], w), best_st
+
+    def checked(carry):  # the loop's condition: the block's stopping test is traced once
+        w, st, epochs, _, unchanged = carry
+        if blk.form == "gram":  # the gap from the gradient state: cheap
+            solved = jnp.asarray(stop(w, st))
+        else:  # in the residual forms the gap costs a gradient (up to a fifth of an epoch)
+            last = epochs - 1
+            due = (epochs == 0) | (last % _CHECK_EVERY == _CHECK_EVERY - 1)
+            due = due | (last % (_ANDERSON + 1) == _ANDERSON)
+            solved = jax.lax.cond(due, stop, lambda w, st: jnp.asarray(False), w, st)
+        return ~solved & ~unchanged & (epochs < max_epochs)
 
     def body(carry):
         w_prev, st, epochs, hist, _ = carry
@@ -544,19 +554,13 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
         slot = epochs % (_ANDERSON + 1)
         hist = hist.at[slot].set(w)
         w, st = jax.lax.cond(slot == _ANDERSON, extrapolate, lambda w, st, _: (w, st), w, st, hist)
-        # in the residual forms the block's gap costs a gradient (up to a fifth of an epoch):
-        # checked every few epochs; an epoch that changes nothing is at the block's minimum
-        if blk.form == "gram":  # the gap from the gradient state: cheap
-            solved = stop(w, st)
-        else:
-            check = (epochs % _CHECK_EVERY == _CHECK_EVERY - 1) | (slot == _ANDERSON)
-            solved = jax.lax.cond(check, stop, lambda w, st: jnp.asarray(False), w, st)
-        return w, st, epochs + 1, hist, solved | jnp.all(w == w_prev)
+        # an epoch that changes nothing is at the block's minimum
+        return w, st, epochs + 1, hist, jnp.all(w == w_prev)
 
     st0 = _block_state(blk, w)
     hist0 = jnp.zeros((_ANDERSON + 1, size), w.dtype)
-    init = (w, st0, jnp.int32(0), hist0, stop(w, st0))
-    w, _, epochs, _, _ = jax.lax.while_loop(lambda c: (~c[4]) & (c[2] < max_epochs), body, init)
+    init = (w, st0, jnp.int32(0), hist0, jnp.asarray(False))
+    w, _, epochs, _, _ = jax.lax.while_loop(checked, body, init)
     return w, epochs
 
 
@@ -667,18 +671,17 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
         s = jnp.minimum(1.0, jnp.min(ratio, initial=1.0))
         primal = objective(x, z)
         dual = -_conjugate("logistic", s * u, y, n) - s**2 * jnp.sum(l2vec * x**2) / 2
-        return primal - dual, primal, u, g
+        return primal - dual, primal, g
 
-    def body(carry):
-        x, z, it, epochs, _ = carry
-        _, primal, u, g = ws_gap(x, z)
+    def body(carry):  # (primal, g) of x carried from the previous step's gap: one copy of it
+        x, z, it, epochs, _, primal, g = carry
         h = jax.nn.sigmoid(y * z) * jax.nn.sigmoid(-y * z) / n
         if residual:
             # the model's curvature A' diag(h) A as |B dx|^2, B = diag(sqrt h) A, and its
             # gradient at x as B'(B x - v) = A'u with v = sqrt(h) z - u / sqrt(h)
             root = jnp.sqrt(jnp.maximum(h, 1e-12 * jnp.max(h) + jnp.finfo(dtype).tiny))
             diag = jnp.where(live, root**2 @ A**2 + l2vec, 0.0)
-            v = root * z - u / root
+            v = root * z - _loss_grad("logistic", z, y, n) / root
             blk = _Block("residual", diag, At=(A * root[:, None]).T, y=v, n=1.0, l2=l2vec)
         else:
             H = (At * h) @ A + jnp.diag(l2vec)  # At once: (A * h)^T would be copied each time
@@ -721,16 +724,16 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
         t = jnp.where(ok, t, 0.0)
         x_new = x + t * dx
         z_new = z + t * dz
-        gap, primal_new, _, _ = ws_gap(x_new, z_new)
+        gap, primal_new, g_new = ws_gap(x_new, z_new)
         done = (gap <= target * primal_new) | (t == 0)
-        return x_new, z_new, it + 1, epochs + e, done
+        return x_new, z_new, it + 1, epochs + e, done, primal_new, g_new
 
     z0 = A @ x
-    gap0, primal0, _, _ = ws_gap(x, z0)
-    x, _, _, epochs, _ = jax.lax.while_loop(
+    gap0, primal0, g0 = ws_gap(x, z0)
+    x, _, _, epochs, *_ = jax.lax.while_loop(
         lambda c: (~c[4]) & (c[2] < cfg.max_newton),
         body,
-        (x, z0, jnp.int32(0), jnp.int32(0), gap0 <= target * primal0),
+        (x, z0, jnp.int32(0), jnp.int32(0), gap0 <= target * primal0, primal0, g0),
     )
     if cfg.intercept:
         return x[1:], x[0], epochs
