@@ -369,7 +369,8 @@ UNWRAPPED = [e for e in CATALOG if e.wrapper is None]
 
 
 # Wrapped entries run in every per-entry test; the masked/MultiSteps variants of each optimizer
-# repeat what the core wrapped entries show, so they are marked ``slow`` (CI still runs them).
+# repeat what the core wrapped entries show, so they are marked ``slow`` (``pytest -m slow``;
+# not in the default run, which CI runs).
 CORE_WRAPPED = {
     "with_l1_proximal_injected_sgd",
     "target_sparsity(inject(prox_sgd))",

@@ -51,7 +51,7 @@ CHECKS = {}
 # The core transforms, prox_adam, and the core masked / MultiSteps / inject_hyperparams entries
 # (the wrappers' sharding behaviour does not depend on the inner transform; each entry costs two
 # compilations on this small CPU box). The other optimizers and wrapped entries run in a slow
-# check, which CI still runs.
+# check (``pytest -m slow``; not in the default run, which CI runs).
 # One MultiSteps and one inject_hyperparams wrapper here (around the proximal SGD); the same
 # wrappers around add_l1_subgradient run in the slow check.
 _WRAPPED_ELSEWHERE = {"multisteps(add_l1_subgradient)", "inject(add_l1_subgradient)"}
