@@ -21,7 +21,6 @@ Subprocess checks that run while the other tests do: :func:`start_background`,
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -34,6 +33,11 @@ import numpy as np
 import optax
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+# XLA's default backend optimisation level: the suite compiles at 0 (conftest.py); a test about
+# what users' programs do at the default level passes this to ``jax.jit(compiler_options=...)``
+DEFAULT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 3}
 
 
 def scan_fit(
@@ -155,14 +159,6 @@ def assert_trees_bitwise_equal(a: Any, b: Any, msg: str = "") -> None:
 # subprocess uses the second core while the other tests run. Run alone, it starts on first use.
 
 _BACKGROUND: dict[str, tuple[subprocess.Popen, Any, Any]] = {}
-
-
-def fast_compile_env() -> dict[str, str]:
-    """This process's environment with XLA's LLVM optimisation off, for a script run to check
-    its results, not its speed: compiling is most of a quick run (~35% less compile time; the
-    compiled programs compute the same operations, the elementwise kernels run slower)."""
-    flags = os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    return {**os.environ, "XLA_FLAGS": flags.strip()}
 
 
 def start_background(key: str, argv: list[str], *, env: dict[str, str] | None = None) -> None:

@@ -1,8 +1,7 @@
 """examples/lasso_vs_sklearn.py --quick runs and its printed numbers are sane.
 
 Run in a subprocess: the example enables float64 globally, which must not leak into other tests.
-Both runs start right after collection and run while the other tests do (``start_in_background``),
-with XLA's LLVM optimisation off (``fast_compile_env``: they check results, not speed).
+Both runs start right after collection and run while the other tests do (``start_in_background``).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import sys
 import tempfile
 
 import pytest
-from _helpers import fast_compile_env, start_background, wait_background
+from _helpers import start_background, wait_background
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -37,14 +36,11 @@ def start_in_background(items):
     """Called after collection (conftest.py): the selected runs start now, in subprocesses."""
     for item in items:
         if item.name in RUNS:
-            start_background(
-                f"lasso_vs_sklearn:{item.name}", _argv(RUNS[item.name]), env=fast_compile_env()
-            )
+            start_background(f"lasso_vs_sklearn:{item.name}", _argv(RUNS[item.name]))
 
 
 def _run(name: str) -> str:
-    key, argv = f"lasso_vs_sklearn:{name}", _argv(RUNS[name])
-    proc = wait_background(key, argv, env=fast_compile_env(), timeout=300)
+    proc = wait_background(f"lasso_vs_sklearn:{name}", _argv(RUNS[name]), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -15,7 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import assert_trees_bitwise_equal, assert_trees_equal, scan_fit
+from _helpers import (
+    DEFAULT_COMPILER_OPTIONS,
+    assert_trees_bitwise_equal,
+    assert_trees_equal,
+    scan_fit,
+)
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import ElasticNet, Lasso, MultiTaskLasso
 
@@ -199,9 +204,10 @@ def _softmax_loss(params):
 
 
 def _train_steps(tx, steps=10):
-    """``steps`` calls of one jitted train step (grad, update, apply), as a user writes it."""
+    """``steps`` calls of one jitted train step (grad, update, apply), as a user writes it (and
+    compiles it: at XLA's default optimisation level, see conftest.py)."""
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=DEFAULT_COMPILER_OPTIONS)
     def step(p, state):
         u, state = tx.update(jax.grad(_softmax_loss)(p), state, p)
         return optax.apply_updates(p, u), state

@@ -4,8 +4,7 @@ The checks live in ``tests/_sharded_checks.py`` and run in a subprocess (a secon
 slow, for the remaining checks), because
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` only takes effect before JAX is imported.
 The subprocess starts right after collection and runs while the other tests do
-(``start_in_background``; about a minute of CPU on a 2-core box, compiled with LLVM's
-optimisation off: ``fast_compile_env``).
+(``start_in_background``; about a minute of CPU on a 2-core box).
 Each check below is reported separately:
 
 * ``catalog_2x4_mesh``: the core transforms, ``prox_adam`` and the core masked, MultiSteps and
@@ -35,7 +34,7 @@ import sys
 import tempfile
 
 import pytest
-from _helpers import fast_compile_env, start_background, wait_background
+from _helpers import start_background, wait_background
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKS = [
@@ -50,9 +49,7 @@ SLOW_CHECKS = ["catalog_1d_mesh", "catalog_2x4_mesh_rest"]
 
 
 def _argv_env(names, tmp):
-    # LLVM's optimisation off (fast_compile_env): the checks are about shardings and values, and
-    # compiling ~60 programs is most of their time (76 -> 59 s alone)
-    env = fast_compile_env()
+    env = dict(os.environ)
     env["XLA_FLAGS"] = (
         env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     ).strip()
