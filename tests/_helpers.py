@@ -35,8 +35,9 @@ import optax
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-# XLA's default backend optimisation level: the suite compiles at 0 (conftest.py); a test about
-# what users' programs do at the default level passes this to ``jax.jit(compiler_options=...)``
+# The suite compiles with this flag (conftest.py adds it to XLA_FLAGS); a test about what users'
+# programs do at XLA's default level passes DEFAULT_COMPILER_OPTIONS to ``jax.jit``
+FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 DEFAULT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 3}
 
 

@@ -17,15 +17,17 @@ import os
 import shutil
 import tempfile
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _helpers import FAST_COMPILE_FLAG
+
+# XLA reads XLA_FLAGS when JAX starts its backend (first use), not at import
 if os.environ.get("L1OPTAX_TEST_FAST_COMPILE", "1") != "0":
     _flags = os.environ.get("XLA_FLAGS", "")
     if "xla_backend_optimization_level" not in _flags:
-        os.environ["XLA_FLAGS"] = (_flags + " --xla_backend_optimization_level=0").strip()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+        os.environ["XLA_FLAGS"] = f"{_flags} {FAST_COMPILE_FLAG}".strip()
 
 FLOAT_DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16, jnp.float64]
 LOW_PRECISION = (jnp.bfloat16, jnp.float16)

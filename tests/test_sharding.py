@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 import pytest
-from _helpers import start_background, wait_background
+from _helpers import FAST_COMPILE_FLAG, start_background, wait_background
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKS = [
@@ -53,7 +53,7 @@ def _argv_env(names, tmp):
     # at XLA's default optimisation level, not the suite's (conftest.py): the float32 sharded
     # vs single-device comparisons (rtol 1e-6) hold there; at -O0 FTRL's 1-D mesh run differs
     # by 2e-6 on one entry in 128
-    flags = env.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
+    flags = env.get("XLA_FLAGS", "").replace(FAST_COMPILE_FLAG, "")
     env["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=8").strip()
     env["JAX_PLATFORMS"] = "cpu"
     argv = [sys.executable, os.path.join(HERE, "_sharded_checks.py"), "--tmp", tmp, "--only"]
