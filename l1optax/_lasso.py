@@ -40,7 +40,8 @@ _LOSSES = ("squared", "logistic")
 _FIRST_SIZE = 32  # the first working set
 _FIRST_CAPACITY = 128
 _GROWTH = 4  # capacities 128, 512, ..., p (32, 128, ... when n >= p): _capacities
-_INNER_FRACTION = 0.3  # the working-set problem is solved to this fraction of the target gap
+_INNER_FRACTION = 0.3  # a working-set problem is solved to this fraction of its target gap
+_LOOSE_BELOW = 64  # outer / epoch cost below which working sets are solved loosely: _inner_target
 _ANDERSON = 5  # Anderson acceleration: extrapolate from the last 5 + 1 epochs (skglm's choice)
 _UNROLL = 4  # coordinates per coordinate-descent loop step
 _NEWTON_MAX = 512  # the exact step on the support is tried for supports up to this size
@@ -578,6 +579,33 @@ def _ws_gap_quadratic(lam, w, grad, fval, uy, l2w2):
     return primal - dual, primal
 
 
+def _inner_target(cfg: _Config, d: _Data, target, epoch_cost: int) -> jax.Array:
+    """The relative duality gap a working-set problem is solved to, from ``target`` = (tol, the
+    outer relative gap) and the multiply-adds of one epoch on its block.
+
+    When an epoch costs far less than the outer iteration's full gradient (Gram blocks with a
+    large n), each block is solved to a fraction of tol: that saves outer iterations. When it
+    costs about as much (p >> n, sparse X), the first working sets still miss part of the
+    support, so their problems are solved only as far as the outer gap warrants (celer's rule,
+    with the gap squared so that the target reaches tol fast once the support is found).
+    Measured against a tol-fraction target everywhere (float64, 2-core CPU, median of 21):
+    sparse 2000 x 20000: 135 -> 66 epochs, 95 -> 62 ms; L1 logistic 200 x 5000: 108 -> 49
+    epochs; the loose target on 1000 x 100's Gram block instead: 2.3 -> 3.6 ms (more outer
+    iterations), hence the cost test.
+    """
+    n, p = d.y.shape[0], d.colsq.shape[0]
+    if cfg.use_gram:
+        outer_cost = p * p
+    elif cfg.sparse:
+        outer_cost = d.X.data.shape[0]
+    else:
+        outer_cost = n * p
+    tol, rel = target
+    if outer_cost > _LOOSE_BELOW * epoch_cost:
+        return _INNER_FRACTION * tol
+    return _INNER_FRACTION * jnp.maximum(tol, rel**2)
+
+
 def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epochs):
     """The working-set lasso; coordinates outside ``keep`` are held at zero.
 
@@ -603,6 +631,7 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
         H = (H + l2 * jnp.eye(K, dtype=H.dtype)) * keepf[:, None] * keepf[None, :]
         bvec = bvec * keepf
         blk = _Block("gram", jnp.diagonal(H), H=H, bvec=bvec)
+        target = _inner_target(cfg, d, target, K * K)
 
         def stop(w, grad):  # the state is the gradient
             l2w2 = l2 * jnp.dot(w, w)
@@ -623,6 +652,7 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
         else:
             At = (_columns(d, idx, cfg.sparse) * keepf).T  # (K, n)
             blk = _Block("residual", diag, At=At, y=d.y, n=d.n, l2=l2)
+        target = _inner_target(cfg, d, target, K * (cfg.col_nnz if cfg.sparse else n_rows))
 
         def stop(w, st):  # the state holds the residual
             grad = _block_grad(blk, w, st)
@@ -656,6 +686,7 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
         m = m + 1
     y, n = d.y, d.n
     residual = A.shape[1] > A.shape[0]
+    target = _inner_target(cfg, d, target, A.shape[1] * min(A.shape))
     At = A.T
 
     def objective(x, z):
@@ -826,7 +857,8 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
         size = jnp.minimum(jnp.where(stalled, 2 * size, size), p).astype(jnp.int32)
         level = _level_for(cfg.capacities, size)  # the smallest compiled capacity that holds it
 
-        target = _INNER_FRACTION * tol
+        rel_gap = jnp.minimum(gap, primal) / jnp.where(primal > 0, primal, 1.0)
+        target = (tol, rel_gap)  # see _inner_target
 
         def solve(_):
             return jax.lax.switch(level, branches, (st.w, st.b, grad, screened, size, target))
