@@ -1116,7 +1116,7 @@ def _to_design(X: Any, fn: str) -> tuple[Any, bool]:
         return X, True
     if isinstance(X, jsparse.JAXSparse):
         raise TypeError(f"`{fn}(X=...)` sparse matrices must be BCOO, got {type(X).__name__}")
-    return jnp.asarray(X), False
+    return (X if isinstance(X, jax.Array) else jnp.asarray(X)), False
 
 
 def _prepare(
@@ -1151,7 +1151,7 @@ def _prepare(
     X, sparse = _to_design(X, fn)
     if X.ndim != 2:
         raise ValueError(f"`{fn}(X=...)` must be 2-D (n_samples, n_features), got shape {X.shape}")
-    y = jnp.asarray(y)
+    y = y if isinstance(y, jax.Array) else jnp.asarray(y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(
             f"`{fn}(y=...)` must have shape ({X.shape[0]},) to match X {tuple(X.shape)}, "
@@ -1163,7 +1163,7 @@ def _prepare(
     n, p = X.shape
     if n == 0 or p == 0:
         raise ValueError(f"`{fn}(X=...)` is empty, shape {tuple(X.shape)}")
-    dtype = v.compute_dtype(jnp.result_type(X.dtype, y.dtype, jnp.float32))
+    dtype = v.compute_dtype(jnp.promote_types(X.dtype, y.dtype))  # both canonical already
     concrete = v.is_concrete(y) and v.is_concrete(X.data if sparse else X)
     if loss == "logistic" and concrete:
         labels = np.unique(np.asarray(y))

@@ -8,6 +8,7 @@ strength into NaN instead, so a bad value is never silently clamped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,10 @@ def check_strength(value: Any, *, fn: str, arg: str, allow_schedule: bool = True
         allowed.
       TypeError: a leaf is not numeric.
     """
+    if type(value) is float:  # the common case, without the tree walk (~1 us, not ~18)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"`{fn}({arg}=...)` must be non-negative and finite, got {value!r}")
+        return
     if callable(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
         if allow_schedule:
             return
