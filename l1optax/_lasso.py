@@ -1080,14 +1080,18 @@ def lasso_cv(
 # preparing the data (validation, centring, sparse conversion)
 
 
-def _capacities(p: int, n: int) -> tuple:
+def _capacities(p: int, n: int, sparse: bool = False) -> tuple:
     """The compiled working-set capacities: a geometric ladder ending at p.
 
     When n >= p the blocks are Gram blocks (n K^2 to form): the ladder starts small. When p > n
     the residual form costs O(K) per coordinate whatever the working-set size (the loops visit
-    the working set only), so fewer, larger capacities do (one up to 256 features).
+    the working set only), so fewer, larger capacities do (one up to 256 features). A sparse X's
+    blocks cost O(K L) to gather (L non-zeros per column) and its epochs O(size L): the ladder
+    grows 16-fold, each capacity being a whole copy of the solver to compile (2000 x 20000:
+    3 capacities, not 5; first call 27 -> 18 s, same run time).
     """
-    if n >= p:
+    growth = _GROWTH**2 if sparse else _GROWTH
+    if n >= p and not sparse:
         first = _FIRST_SIZE
     elif p <= 2 * _FIRST_CAPACITY:
         return (p,)
@@ -1097,7 +1101,7 @@ def _capacities(p: int, n: int) -> tuple:
     k = first
     while k < p:
         caps.append(k)
-        k *= _GROWTH
+        k *= growth
     caps.append(p)
     return tuple(caps)
 
@@ -1198,7 +1202,7 @@ def _prepare(
         sparse=sparse,
         intercept=fit_intercept and loss == "logistic",
         use_gram=use_gram,
-        capacities=_capacities(p, n),
+        capacities=_capacities(p, n, sparse),
         max_newton=50,
         col_nnz=width,
     )
