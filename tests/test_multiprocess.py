@@ -72,7 +72,7 @@ def _run_all(procs: list[subprocess.Popen]) -> list[str]:
     return outputs
 
 
-@pytest.mark.slow  # about 10 s: three fresh JAX processes (CI still runs it)
+# about 10 s (three fresh JAX processes): in the default run, as multi-host is a promise
 def test_two_processes_match_one_process_on_four_devices(tmp_path):
     port = _free_port()
     multi = tmp_path / "multi.npz"
