@@ -1088,7 +1088,7 @@ def _capacities(p: int, n: int, sparse: bool = False) -> tuple:
     the working set only), so fewer, larger capacities do (one up to 256 features). A sparse X's
     blocks cost O(K L) to gather (L non-zeros per column) and its epochs O(size L): the ladder
     grows 16-fold, each capacity being a whole copy of the solver to compile (2000 x 20000:
-    3 capacities, not 5; first call 27 -> 18 s, same run time).
+    3 capacities, not 5; first call 27 -> 17 s, same run time).
     """
     growth = _GROWTH**2 if sparse else _GROWTH
     if n >= p and not sparse:
