@@ -22,6 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _helpers import FAST_COMPILE_FLAG
+from hypothesis import settings
+
+# Every property test draws the same examples in every run, CI included. New edge cases are
+# searched for locally with HYPOTHESIS_PROFILE=explore (fresh random draws each run) and pinned
+# with @example. No deadline: a test's first example compiles, which takes seconds.
+settings.register_profile("l1optax", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", parent=settings.get_profile("l1optax"), derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "l1optax"))
 
 # XLA reads XLA_FLAGS when JAX starts its backend (first use), not at import
 if os.environ.get("L1OPTAX_TEST_FAST_COMPILE", "1") != "0":

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import l1optax
 
 N = 16
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
+SETTINGS = settings(max_examples=60)
 
 soft = jax.jit(l1optax.soft_threshold)
 penalty = jax.jit(l1optax.l1_penalty)

@@ -76,7 +76,7 @@ def test_kkt_violation_low_precision_and_f64(x64):
     np.testing.assert_allclose(float(got64), 0.05, rtol=1e-15)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40)
 @given(
     w=hnp.arrays(np.float64, 8, elements=st.sampled_from([0.0, -1.5, -0.1, 0.3, 2.0])),
     g=hnp.arrays(np.float64, 8, elements=st.floats(-3, 3)),

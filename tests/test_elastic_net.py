@@ -44,7 +44,7 @@ def test_penalty_gradient_is_zero_at_zero():
     np.testing.assert_allclose(g, [0.0, 0.5 + 2.0, -0.5 - 4.0])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     x=hnp.arrays(np.float64, (6,), elements=st.floats(-10, 10, allow_subnormal=False)),
     l1=st.floats(0, 3),

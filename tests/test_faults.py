@@ -217,8 +217,6 @@ _HYPOTHESIS_FAST = {
 )
 @settings(
     max_examples=20,
-    deadline=None,
-    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(tree=_trees)

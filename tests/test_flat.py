@@ -150,7 +150,7 @@ def test_grad_of_unravel_is_one_concatenate_not_pads():
     assert "pad" not in prims
 
 
-@hypothesis.settings(max_examples=30, deadline=None, derandomize=True)
+@hypothesis.settings(max_examples=30)
 @hypothesis.given(
     shapes=st.lists(st.lists(st.integers(0, 3), min_size=0, max_size=3), min_size=0, max_size=8),
     seed=st.integers(0, 2**16),

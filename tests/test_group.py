@@ -89,7 +89,7 @@ def test_sparse_group_penalty(rng):
 # --------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(
     x=hnp.arrays(np.float64, (4, 3), elements=st.floats(-5, 5, allow_subnormal=False)),
     lam=st.floats(0, 3),
@@ -113,7 +113,7 @@ def test_group_prox_matches_numpy_and_is_optimal(x, lam, s, axis):
     assert np.all(np.broadcast_to(norms, x.shape)[zero] <= t + 1e-9)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     x=hnp.arrays(np.float64, (5, 2), elements=st.floats(-5, 5, allow_subnormal=False)),
     l1=st.floats(0, 2),

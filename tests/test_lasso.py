@@ -301,7 +301,7 @@ def test_support_step_solves_the_support_system_in_every_form(x64, form):
 _smallest = jax.jit(_lasso._smallest, static_argnums=2)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     score=hnp.arrays(
         np.float64,

@@ -163,7 +163,7 @@ def objective_on_grid(name, x, lam, gamma, s):
     return values.min()
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60)
 @given(
     name=st.sampled_from(NAMES),
     x=st.floats(-6, 6),
@@ -178,7 +178,7 @@ def test_prox_output_minimises_the_one_dimensional_objective(name, x, lam, gamma
     assert attained <= objective_on_grid(name, x, lam, gamma, s) + 1e-9
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40)
 @given(
     name=st.sampled_from(["mcp", "scad"]),
     x=st.floats(-6, 6),

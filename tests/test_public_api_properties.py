@@ -24,8 +24,6 @@ import l1optax
 
 SETTINGS = settings(
     max_examples=30,
-    derandomize=True,
-    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

@@ -305,7 +305,7 @@ def test_select_mask_plugs_into_transforms(method):
                 np.testing.assert_allclose(np.asarray(u), ref, rtol=1e-6, atol=1e-7)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     values=st.lists(st.floats(-10, 10, allow_nan=False, width=32), min_size=6, max_size=6),
     lam=st.floats(0, 5, allow_nan=False),
