@@ -46,6 +46,7 @@ _ANDERSON = 5  # Anderson acceleration: extrapolate from the last 5 + 1 epochs (
 _UNROLL = 4  # coordinates per coordinate-descent loop step
 _NEWTON_MAX = 512  # the exact step on the support is tried for supports up to this size
 _NEWTON_WORK = 2**25  # ... and, in the residual forms, up to this cap^2 n
+_SORT_BELOW = 512  # up to this many features, the working set is picked by a sort: _smallest
 _CHECK_EVERY = 3  # epochs between two checks of a working-set problem's duality gap
 
 
@@ -784,22 +785,27 @@ def _order_key(x: jax.Array) -> jax.Array:
 
 def _smallest(score: jax.Array, size: jax.Array, K: int) -> jax.Array:
     """K distinct indices, the first ``size`` (traced, 1 <= size <= K) of them those of the
-    ``size`` smallest scores (ties broken by index, in index order), the rest of any others.
+    ``size`` smallest scores rounded to float32 (ties broken by index, in index order), the rest
+    of any others.
 
-    ``lax.top_k`` sorts all p scores on CPU (3.7 ms for p = 20000); this finds the size-th
-    smallest by bisection on the bits of the scores and compacts with prefix sums (~0.5 ms).
+    ``lax.top_k`` sorts all p scores on CPU (3.7 ms for p = 20000); for p above
+    ``_SORT_BELOW`` the size-th smallest is found by bisection on the 32 bits of the scores
+    (a working set needs no finer ranking) and compacted with prefix sums (~0.3 ms).
     """
     p = score.shape[0]
-    key = _order_key(score)
+    key = _order_key(score.astype(jnp.float32))
+    if p <= _SORT_BELOW:
+        kth = jnp.sort(key)[size - 1]
+    else:
 
-    def bisect(_, bounds):  # the smallest t with #{key <= t} >= size lies in [lo, hi]
-        lo, hi = bounds
-        mid = lo + (hi - lo) // 2
-        enough = jnp.sum(key <= mid) >= size
-        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+        def bisect(_, bounds):  # the smallest t with #{key <= t} >= size lies in [lo, hi]
+            lo, hi = bounds
+            mid = lo + (hi - lo) // 2
+            enough = jnp.sum(key <= mid) >= size
+            return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
-    top = jnp.asarray(np.iinfo(key.dtype).max, key.dtype)
-    _, kth = jax.lax.fori_loop(0, 8 * key.dtype.itemsize, bisect, (jnp.zeros_like(top), top))
+        top = jnp.asarray(np.iinfo(key.dtype).max, key.dtype)
+        _, kth = jax.lax.fori_loop(0, 32, bisect, (jnp.zeros_like(top), top))
     less, tied = key < kth, key == kth
     scan = functools.partial(jax.lax.associative_scan, jnp.add)  # faster than cumsum on CPU
     picked = less | (tied & (scan(tied.astype(jnp.int32)) <= size - jnp.sum(less)))
@@ -1218,10 +1224,13 @@ def _prepare(
 
 
 def _check_finite(fn: str, finite: jax.Array) -> None:
-    """Raises if X or y held NaN/inf. Asked after the solver is dispatched (a solve on such data
+    """Raises if X or y held NaN/inf or overflowing squares. Asked after the solver is dispatched (a solve on such data
     runs no iteration, see _design), so the host does not wait in between."""
     if v.is_concrete(finite) and not bool(finite):
-        raise ValueError(f"`{fn}`: X and y must be finite (found NaN or inf)")
+        raise ValueError(
+            f"`{fn}`: X and y must be finite, and their squares must not overflow "
+            "(found NaN, inf, or a column of X or y whose sum of squares is inf)"
+        )
 
 
 def _host_gram(X: Any, dtype: Any, center: bool) -> np.ndarray | None:
@@ -1235,9 +1244,10 @@ def _host_gram(X: Any, dtype: Any, center: bool) -> np.ndarray | None:
     if len(devices) != 1 or next(iter(devices)).platform != "cpu":
         return None  # an accelerator's own product is faster; sharded X stays where it is
     A = np.asarray(X, dtype)
-    if center:
-        A = A - A.mean(axis=0)
-    return A.T @ A
+    with np.errstate(all="ignore"):  # NaN/inf in X: raised after the solve (_check_finite)
+        if center:
+            A = A - A.mean(axis=0)
+        return A.T @ A
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "dtype", "center"))
@@ -1254,7 +1264,6 @@ def _design(
     same_x = X.dtype == dtype and not (center and not cfg.sparse)
     X = X.astype(dtype)
     y = y.astype(dtype)
-    finite = jnp.all(jnp.isfinite(X.data if cfg.sparse else X)) & jnp.all(jnp.isfinite(y))
     if cfg.loss == "logistic":
         y = jnp.where(y == 0, -1.0, y).astype(dtype)  # {0, 1} labels as {-1, 1}
     if weights is None:
@@ -1285,6 +1294,9 @@ def _design(
         colsq = jnp.diagonal(G)  # not another pass over X
     elif not cfg.sparse:
         colsq = jnp.sum(X**2, axis=0)
+    # NaN/inf in X shows in its column sums of squares, as do entries whose squares overflow
+    # (which would make the solver's iterates NaN): one check of p numbers, not a pass over X
+    finite = jnp.all(jnp.isfinite(colsq)) & jnp.isfinite(jnp.dot(y, y))
     csc = _csc(X, column_order[0], column_order[1], colsum) if cfg.sparse else None
     data = _Data(None if same_x else X, y, xmean_implicit, nn, colsq, gram_data, csc)
     # no iteration on NaN/inf data: the caller raises (_check_finite) without a long wait
@@ -1315,8 +1327,10 @@ def _column_order(X: jsparse.BCOO):
     inside = key < p * (n + 1)
     if np.any((key[1:] == key[:-1]) & inside[1:]):  # a repeated (row, col): sum it first
         return _column_order(X.sum_duplicates(nse=int(np.unique(key[inside]).size)))
-    colptr = np.searchsorted(key, np.arange(p + 1) * (n + 1), side="left").astype(np.int32)
-    return X, (order, colptr), max(1, int(np.diff(colptr).max(initial=0)))
+    cols = indices[:, 1]
+    counts = np.bincount(cols[cols < p], minlength=p)  # O(nnz), not a search
+    colptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return X, (order.astype(np.int32), colptr), max(1, int(counts.max(initial=0)))
 
 
 def _csc(X: jsparse.BCOO, order, colptr, colsum):
@@ -1391,8 +1405,8 @@ def lasso(
 
     Raises:
       ValueError: shapes do not match, a concrete strength, weight or tolerance is negative or
-        non-finite, the data hold NaN/inf, the labels are not binary (logistic), or an option is
-        invalid.
+        non-finite, the data hold NaN/inf or values whose squares overflow, the labels are not
+        binary (logistic), or an option is invalid.
       TypeError: ``fit_intercept`` is not a bool, or the data are not real numbers.
 
     Examples:
@@ -1512,52 +1526,65 @@ def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
     )
     # not weak-typed: one compiled program under jax.grad too
     alphas = alphas.astype(dtype) if isinstance(alphas, np.ndarray) else jnp.asarray(alphas, dtype)
-    args = (data, alphas, l2, c, tol, limits)
-    if not all(v.is_concrete(leaf) for leaf in jax.tree.leaves(args)):
-        W, info = _solve_path(cfg, *args)
-    else:  # the same program without custom_jvp's dispatch (~2 ms, more than a small solve)
-        W, info = _path_from_zero_jit(cfg, *args)
-    out = _finish(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
+    args = (data, alphas, l2, c, tol, limits, ymean, xmean)
+    if all(v.is_concrete(leaf) for leaf in jax.tree.leaves(args)):
+        # nothing to differentiate: the solver's program is all (custom_jvp's dispatch costs
+        # ~2 ms, a second program ~0.07 ms, as much as a small solve)
+        out = _solved_jit(cfg, squeeze, *args)
+    else:
+        W, info = _solve_path(cfg, squeeze, *args)
+        out = _differentiable(cfg, W, info, *args[:4], ymean, xmean, squeeze=squeeze)
     _check_finite(fn, finite)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "squeeze"))
-def _finish(cfg: _Config, W, info, data, alphas, l2, c, ymean, xmean, *, squeeze: bool):
-    """The solution made differentiable (:func:`_implicit`), the intercept, ``lasso``'s squeeze."""
-    B = info.intercept
-    if not cfg.sparse:  # implicit differentiation: see _implicit
-        one = functools.partial(_implicit, cfg.loss, cfg.intercept)
-        W, B = jax.vmap(one, in_axes=(0, 0, None, None, 0, None, None, None))(
-            W, B, data.X, data.y, alphas, l2, c, data.n
-        )
+def _solved(cfg: _Config, squeeze: bool, data, alphas, l2, c, tol, limits, ymean, xmean):
+    """The path from zero, its intercepts (the squared loss's from the means) and ``lasso``'s
+    squeeze of the path axis."""
+    p = data.colsq.shape[0]
+    w0, b0 = jnp.zeros((p,), data.y.dtype), jnp.zeros((), data.y.dtype)
+    W, info = _path(cfg, data, alphas, l2, c, tol, limits, w0, b0)
+    return _with_intercept(cfg, W, info, ymean, xmean, squeeze)
+
+
+_solved_jit = jax.jit(_solved, static_argnums=(0, 1))
+
+
+def _with_intercept(cfg: _Config, W, info, ymean, xmean, squeeze: bool):
     if cfg.loss == "squared":
-        B = ymean - W @ xmean
-    info = info._replace(intercept=B)
+        info = info._replace(intercept=ymean - W @ xmean)
     if squeeze:
         return W[0], jax.tree.map(lambda a: a[0], info)
     return W, info
 
 
-def _path_from_zero(cfg: _Config, data, alphas, l2, c, tol, limits):
-    p = data.colsq.shape[0]
-    w0, b0 = jnp.zeros((p,), data.y.dtype), jnp.zeros((), data.y.dtype)
-    return _path(cfg, data, alphas, l2, c, tol, limits, w0, b0)
+@functools.partial(jax.jit, static_argnames=("cfg", "squeeze"))
+def _differentiable(cfg: _Config, W, info, data, alphas, l2, c, ymean, xmean, *, squeeze: bool):
+    """:func:`_solved`'s output made differentiable (:func:`_implicit`; not for a sparse X),
+    the squared loss's intercepts recomputed from it."""
+    if squeeze:
+        W, info = W[None], jax.tree.map(lambda a: a[None], info)
+    if not cfg.sparse:
+        # the squared loss's data are centred: its own intercept is 0 in the optimality condition
+        B = info.intercept if cfg.loss == "logistic" else jnp.zeros_like(info.intercept)
+        one = functools.partial(_implicit, cfg.loss, cfg.intercept)
+        W, B = jax.vmap(one, in_axes=(0, 0, None, None, 0, None, None, None))(
+            W, B, data.X, data.y, alphas, l2, c, data.n
+        )
+        info = info._replace(intercept=B)
+    return _with_intercept(cfg, W, info, ymean, xmean, squeeze)
 
 
-_path_from_zero_jit = jax.jit(_path_from_zero, static_argnames=("cfg",))
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _solve_path(cfg: _Config, *args):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _solve_path(cfg: _Config, squeeze: bool, *args):
     """The compiled solver, never differentiated (its JVP is zero: see _implicit), so that
     ``jax.grad`` and ``jax.jvp`` reuse the program compiled for plain calls."""
-    return _path_from_zero_jit(cfg, *args)
+    return _solved_jit(cfg, squeeze, *args)
 
 
 @_solve_path.defjvp
-def _solve_path_jvp(cfg, primals, tangents):
-    out = _solve_path(cfg, *primals)
+def _solve_path_jvp(cfg, squeeze, primals, tangents):
+    out = _solve_path(cfg, squeeze, *primals)
 
     def zero(x):
         if jnp.issubdtype(x.dtype, jnp.inexact):

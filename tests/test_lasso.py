@@ -305,7 +305,7 @@ _smallest = jax.jit(_lasso._smallest, static_argnums=2)
 @given(
     score=hnp.arrays(
         np.float64,
-        st.sampled_from([5, 40]),
+        st.sampled_from([5, 40, 600]),  # a sort up to _SORT_BELOW features, bisection above
         elements=st.sampled_from([-np.inf, np.inf, -1.5, 0.0, -0.0, 2.0]) | st.floats(-3, 3),
     ),  # fmt: skip
     data=st.data(),
@@ -317,8 +317,9 @@ def test_working_set_selection_takes_the_smallest_scores_ties_by_index(score, da
     with jax.enable_x64(True):
         idx = np.asarray(_smallest(jnp.asarray(score), jnp.int32(size), K))
     assert idx.shape == (K,) and len(set(idx.tolist())) == K and idx.min() >= 0 and idx.max() < p
-    # ascending scores, ties by index, -0.0 before 0.0 (as _order_key orders their bits)
-    expected = np.lexsort((np.arange(p), np.signbit(score) == 0, score))[:size]
+    # ascending float32 scores, ties by index, -0.0 before 0.0 (as _order_key orders their bits)
+    rounded = score.astype(np.float32)
+    expected = np.lexsort((np.arange(p), np.signbit(rounded) == 0, rounded))[:size]
     np.testing.assert_array_equal(np.sort(idx[:size]), np.sort(expected))
 
 
@@ -411,6 +412,32 @@ def test_bad_input_raises_clear_errors(kwargs, exc, match):
     l1reg = kwargs.pop("l1reg", 0.1)
     with pytest.raises(exc, match=match):
         lasso(X, y, l1reg, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e200])
+@pytest.mark.parametrize(
+    "form", ["dense", "gram", "centred", "sparse", "sparse centred", "logistic"]
+)
+def test_non_finite_or_overflowing_x_raises_in_every_form(x64, form, bad):
+    # read off X's column sums of squares: NaN/inf anywhere shows there, and so does an entry
+    # whose square overflows (1e200), which would make the iterates NaN
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4))
+    y = np.sign(rng.standard_normal(12)) if form == "logistic" else rng.standard_normal(12)
+    loss = "logistic" if form == "logistic" else "squared"
+    opts = dict(gram=form == "gram", fit_intercept="centred" in form, loss=loss)
+    as_design = sp.csc_matrix if "sparse" in form else np.asarray
+    w, info = lasso(as_design(X), y, 0.01, **opts)
+    assert bool(info.converged) and np.all(np.isfinite(np.asarray(w)))
+    X[5, 1] = bad
+    with pytest.raises(ValueError, match=r"lasso.*finite.*overflow"):
+        lasso(as_design(X), y, 0.01, **opts)
+
+
+def test_overflowing_y_raises(x64):
+    X, y = np.eye(3), np.array([1.0, 2e200, 0.0])
+    with pytest.raises(ValueError, match=r"lasso.*finite.*overflow"):
+        lasso(X, y, 0.1)
 
 
 def test_path_bad_strengths():
