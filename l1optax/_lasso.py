@@ -1327,8 +1327,8 @@ def _column_order(X: jsparse.BCOO):
     inside = key < p * (n + 1)
     if np.any((key[1:] == key[:-1]) & inside[1:]):  # a repeated (row, col): sum it first
         return _column_order(X.sum_duplicates(nse=int(np.unique(key[inside]).size)))
-    cols = indices[:, 1]
-    counts = np.bincount(cols[cols < p], minlength=p)  # O(nnz), not a search
+    columns = indices[:, 1]
+    counts = np.bincount(columns[columns < p], minlength=p)  # O(nnz), not a search
     colptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     return X, (order.astype(np.int32), colptr), max(1, int(counts.max(initial=0)))
 
