@@ -12,7 +12,8 @@ written with static shapes so that it compiles once and runs on CPU, GPU and TPU
   makes no progress) holds the current support and the features closest to violating their
   dual constraint, inside a compiled block of fixed capacity (a ladder 128, 512, 2048, ..., p
   chosen by ``lax.switch``, or p alone up to 256, so every shape is static);
-* the working set is picked by a bisection on the scores' bits and prefix sums, not a sort;
+* the working set is picked by a sort of few features, or by a bisection on the bits of the
+  float32 scores and prefix sums (a sort of many costs ms on CPU);
 * the inner solver is cyclic coordinate descent on the working set, in Gram form (K x K block)
   when the block is narrower than n and in residual form (no block: celer's and skglm's form)
   otherwise, on the non-zeros of each column for a sparse X, with Anderson acceleration every
