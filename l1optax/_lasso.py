@@ -429,7 +429,7 @@ def _couplings(blk: _Block, starts: jax.Array, B: int) -> jax.Array:
             )
 
         # a loop over the slots, not one (blocks, L, L) comparison per pair: that one is
-        # materialised (6 x 10 MB for 20000 features of 16 non-zeros, zeroed on every call)
+        # materialised (6 x 10 MB for 20000 features of 16 non-zeros, in every call's buffer)
         zero = jnp.zeros(at.shape[:1], vals.dtype)
         shared = jax.lax.fori_loop(0, width, compare, tuple(zero for _ in pairs))
     else:  # by densifying the block's columns
@@ -808,7 +808,7 @@ def _smallest(score: jax.Array, size: jax.Array, K: int) -> jax.Array:
             return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
         top = jnp.asarray(np.iinfo(key.dtype).max, key.dtype)
-        _, kth = jax.lax.fori_loop(0, 32, bisect, (jnp.zeros_like(top), top))
+        _, kth = jax.lax.fori_loop(0, 8 * key.dtype.itemsize, bisect, (jnp.zeros_like(top), top))
     less, tied = key < kth, key == kth
     scan = functools.partial(jax.lax.associative_scan, jnp.add)  # faster than cumsum on CPU
     picked = less | (tied & (scan(tied.astype(jnp.int32)) <= size - jnp.sum(less)))
@@ -1227,8 +1227,8 @@ def _prepare(
 
 
 def _check_finite(fn: str, finite: jax.Array) -> None:
-    """Raises if X or y held NaN/inf or overflowing squares. Asked after the solver is dispatched (a solve on such data
-    runs no iteration, see _design), so the host does not wait in between."""
+    """Raises if X or y held NaN/inf or overflowing squares. Asked after the solver is dispatched
+    (a solve on such data runs no iteration, see _design), so the host does not wait in between."""
     if v.is_concrete(finite) and not bool(finite):
         raise ValueError(
             f"`{fn}`: X and y must be finite, and their squares must not overflow "
@@ -1536,7 +1536,7 @@ def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
         out = _solved_jit(cfg, squeeze, *args)
     else:
         W, info = _solve_path(cfg, squeeze, *args)
-        out = _differentiable(cfg, W, info, *args[:4], ymean, xmean, squeeze=squeeze)
+        out = _differentiable(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
     _check_finite(fn, finite)
     return out
 
