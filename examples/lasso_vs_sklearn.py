@@ -94,7 +94,7 @@ def breast_cancer_paths(num: int) -> dict:
             warnings.simplefilter("ignore", UserWarning)
             model = LogisticRegression(
                 C=1.0 / (a * n), l1_ratio=1.0, solver="liblinear", fit_intercept=False,
-                tol=1e-10, max_iter=100_000,
+                tol=1e-10, max_iter=100_000, random_state=0,
             )  # fmt: skip
             ref.append(model.fit(X, y).coef_.ravel())
     ref = np.array(ref)

@@ -74,7 +74,8 @@ assert np.isclose(S.sparse_relative_gap(X, y, w, alpha), want, rtol=1e-10), want
 # the logistic gap is ~0 at scikit-learn's solution, positive away from it
 X, y, alpha = S.make_logistic_problem(200, 30)
 ref = LogisticRegression(penalty="l1", C=1 / (alpha * 200), solver="liblinear",
-                         fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, y).coef_[0]
+                         fit_intercept=False, tol=1e-12, max_iter=100_000,
+                         random_state=0).fit(X, y).coef_[0]
 assert 0 <= S.logistic_relative_gap(X, y, ref, alpha) < 1e-8
 assert S.logistic_relative_gap(X, y, np.zeros(30), alpha) > 1e-3
 assert S.logistic_relative_gap(X, y, ref * 1.1, alpha) > 1e-6

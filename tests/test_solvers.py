@@ -265,8 +265,9 @@ def test_logistic_matches_sklearn(x64, solver):
     C = 0.5
     alpha = 1.0 / (C * n)  # C * sum logloss + |w|_1  ==  n*C * (mean logloss + alpha |w|_1)
     model = LogisticRegression(
-        C=C, l1_ratio=1.0, solver=solver, fit_intercept=False, tol=1e-12, max_iter=200_000
-    ).fit(X, y)
+        C=C, l1_ratio=1.0, solver=solver, fit_intercept=False, tol=1e-12, max_iter=200_000,
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
     ref = model.coef_.ravel()
     w, info = fista(logistic, jnp.zeros(p), alpha, X, y, tol=1e-10, maxiter=20_000)
     w = np.asarray(w)
