@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import jax
@@ -251,7 +253,7 @@ def working_set_block(form):
     w0 = np.where(np.arange(K) == 3, 0.0, rng.standard_normal(K))
     width = int((A_s != 0).sum(0).max())
     assert not sparse or (width * width <= n) == (n == 200)  # both ways of coupling
-    rows = np.zeros((K, width), np.int32)
+    rows = np.full((K, width), n, np.int32)  # padding past the rows, as _sparse_columns
     vals = np.zeros((K, width))
     for j in range(K):
         nz = np.flatnonzero(A_s[:, j])
@@ -282,6 +284,150 @@ def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
     np.testing.assert_allclose(
         np.asarray(w), np_cyclic_cd(H, b, lam, w0, order, epochs), atol=1e-12
     )
+
+
+def very_sparse_block(centred, n=200, K=48, seed=1):
+    """A sparse working-set block of columns with ~3 non-zeros in n rows, so that many of them
+    share no row (row-disjoint blocks: span 32), as _inner_squared builds it: centred means
+    colsum / n and a centred y when ``centred``. Returns the block, the (centred) columns A,
+    y, lam and a start w0; column 5 is empty (held at zero)."""
+    rng = np.random.default_rng(seed)
+    A_s = np.where(rng.random((n, K)) < 3 / n, rng.standard_normal((n, K)), 0.0)
+    A_s[:, 5] = 0.0
+    A_s[rng.integers(0, n, 4), 7] = 1.0  # one wider column
+    mean = A_s.mean(0) if centred else np.zeros(K)
+    y = rng.standard_normal(n)
+    y = y - y.mean() if centred else y
+    A = A_s - mean
+    width = int((A_s != 0).sum(0).max())
+    rows = np.full((K, width), n, np.int32)
+    vals = np.zeros((K, width))
+    for j in range(K):
+        nz = np.flatnonzero(A_s[:, j])
+        rows[j, : nz.size], vals[j, : nz.size] = nz, A_s[nz, j]
+    l2 = 0.01
+    lam = 0.3 * np.abs(A.T @ y / n).max() * rng.random(K)
+    w0 = np.where(np.arange(K) == 5, 0.0, rng.standard_normal(K))
+    blk = _lasso._Block(
+        "sparse", jnp.asarray((A**2).sum(0) / n + l2 * (np.arange(K) != 5)), rows=jnp.asarray(rows),
+        vals=jnp.asarray(vals), mean=jnp.asarray(mean), colsum=jnp.asarray(A_s.sum(0)),
+        y=jnp.asarray(y), n=jnp.asarray(float(n)), l2=l2, span=32,
+    )  # fmt: skip
+    return blk, A, y, lam, w0
+
+
+def test_row_disjoint_sweep_is_cyclic_descent_in_block_order(x64):
+    # uncentred columns of a block share no row: updating them at once is updating them in turn
+    blk, A, y, lam, w0 = very_sparse_block(centred=False)
+    assert blk.span >= _lasso._DISJOINT_FROM
+    n, K = A.shape
+    order, starts, lens, count = _lasso._disjoint_blocks(
+        blk.rows, blk.vals != 0, blk.diag > 0, n, blk.span
+    )
+    order = [int(j) for j in np.asarray(order) if j < K]
+    assert int(count) < K // 4  # blocks of several columns, not one at a time
+    l2 = np.where(np.arange(K) == 5, 0.0, blk.l2)
+    H, b = A.T @ A / n + np.diag(l2), A.T @ y / n
+    epochs = 3  # before the first Anderson step
+    run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
+    w, done = run(jnp.asarray(w0))
+    assert int(done) == epochs
+    np.testing.assert_allclose(
+        np.asarray(w), np_cyclic_cd(H, b, lam, w0, order, epochs), atol=1e-12
+    )
+
+
+def test_row_disjoint_sweep_of_centred_columns_descends_to_the_centred_minimum(x64):
+    # centred columns share their means: each block is minimized with the intercept held, then
+    # the intercept; the centred objective must fall at every epoch and reach its minimum
+    blk, A, y, lam, w0 = very_sparse_block(centred=True)
+    n, K = A.shape
+    l2 = np.where(np.arange(K) == 5, 0.0, blk.l2)
+
+    def objective(w):
+        r = A @ w - y
+        return r @ r / (2 * n) + l2 @ w**2 / 2 + lam @ np.abs(w)
+
+    def after(epochs):
+        cd = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
+        return np.asarray(cd(jnp.asarray(w0))[0])
+
+    values = [objective(w0)] + [objective(after(e)) for e in range(1, 6)]
+    assert all(b < a for a, b in zip(values, values[1:], strict=False)), values
+    # the iterates: block descent on |A_s w - s - y|^2 / (2n) + ... in (w, intercept s), each
+    # block's columns (which share no row) minimized at once with s held, then s = mean . w
+    A_s = A + np.asarray(blk.mean)
+    order, starts, lens, count = (
+        np.asarray(a) for a in _lasso._disjoint_blocks(blk.rows, blk.vals != 0, blk.diag > 0, n, 32)
+    )
+    w = w0.copy()
+    for _ in range(3):
+        for start, size in zip(starts[: int(count)], lens[: int(count)], strict=True):
+            J = order[start : start + size]
+            s = np.asarray(blk.mean) @ w
+            curv = (A_s[:, J] ** 2).sum(0) / n + l2[J]
+            z = w[J] - (A_s[:, J].T @ (A_s @ w - s - y) / n + l2[J] * w[J]) / curv
+            w[J] = np.sign(z) * np.maximum(np.abs(z) - lam[J] / curv, 0.0)
+    np.testing.assert_allclose(after(3), w, atol=1e-12)
+    H, b = A.T @ A / n + np.diag(l2), A.T @ y / n
+    ref = np_cyclic_cd(H, b, lam, w0, range(K), 3000)
+    assert_same_solution(after(400), ref, rtol=1e-10)
+
+
+@settings(max_examples=40)
+@given(
+    n_rows=st.integers(1, 40),
+    K=st.integers(1, 30),
+    width=st.integers(1, 5),
+    B=st.sampled_from([1, 4, 32]),
+    hashed=st.booleans(),
+    data=st.data(),
+)
+def test_disjoint_blocks_partition_the_live_columns_into_blocks_sharing_no_row(
+    n_rows, K, width, B, hashed, data
+):
+    rows = data.draw(hnp.arrays(np.int32, (K, width), elements=st.integers(0, n_rows)))
+    used = data.draw(hnp.arrays(np.bool_, (K, width))) & (rows < n_rows)
+    live = data.draw(hnp.arrays(np.bool_, (K,)))
+    table = 1 if hashed else _lasso._BLOCK_TABLE  # hashed: collisions may only defer a column
+    with mock.patch.object(_lasso, "_BLOCK_TABLE", table):
+        order, starts, lens, count = (
+            np.asarray(a) for a in _lasso._disjoint_blocks(rows, used, live, n_rows, B)
+        )
+    count = int(count)
+    placed = [int(j) for j in order if j < K]
+    assert placed == [int(j) for j in order[: len(placed)]]  # the live ones first, then K
+    assert sorted(placed) == np.flatnonzero(live).tolist()
+    lens, starts = lens[:count], starts[:count]
+    assert np.all((lens >= 0) & (lens <= B)) and lens.sum() == len(placed)
+    np.testing.assert_array_equal(starts, np.cumsum(lens) - lens)  # consecutive blocks
+    for start, size in zip(starts, lens, strict=True):
+        hit = np.concatenate([rows[j][used[j]] for j in order[start : start + size]] + [[]])
+        columns = [set(rows[j][used[j]].tolist()) for j in order[start : start + size]]
+        assert len(set(hit.tolist())) == sum(len(c) for c in columns)  # no row twice
+
+
+def test_very_sparse_design_takes_row_disjoint_blocks_and_matches_sklearn(x64):
+    # ~1.5 non-zeros per column in 300 rows: the inner solver's row-disjoint blocks (span 32);
+    # lasso with and without intercept and the elastic net, past the first capacity
+    n, p = 300, 1500
+    Xs = sp.random(n, p, density=0.005, random_state=5, format="csc")
+    assert _lasso._block_span(n, Xs.nnz, p) >= _lasso._DISJOINT_FROM
+    rng = np.random.default_rng(5)
+    w_true = np.zeros(p)
+    w_true[rng.choice(p, 100, replace=False)] = rng.standard_normal(100) * 2
+    y = Xs @ w_true + 0.05 * rng.standard_normal(n) + 1.0
+    alpha = 0.05 * np.abs(Xs.T @ (y - y.mean())).max() / n
+    for fit_intercept in (False, True):
+        ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(Xs, y)
+        w, info = lasso(Xs, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
+        assert bool(info.converged) and int(info.ws_size) > 128
+        assert_same_solution(w, ref.coef_)
+        np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+    ref = ElasticNet(alpha=alpha, l1_ratio=0.6, fit_intercept=True, **SK).fit(Xs, y)
+    w, info = lasso(Xs, y, 0.6 * alpha, l2reg=0.4 * alpha, fit_intercept=True, tol=1e-13)
+    assert bool(info.converged)
+    assert_same_solution(w, ref.coef_)
 
 
 @pytest.mark.parametrize("form", FORMS)
