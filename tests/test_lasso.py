@@ -232,6 +232,26 @@ def np_cyclic_cd(H, b, lam, w, order, epochs):
 FORMS = ["gram", "residual", "sparse", "sparse-few"]
 
 
+def padded_columns(A_s):
+    """A sparse block's (rows, values), (K, width): each column's non-zeros, then padding past
+    the rows (row n, value 0), as _sparse_columns lays them out."""
+    n, K = A_s.shape
+    width = int((A_s != 0).sum(0).max())
+    rows, vals = np.full((K, width), n, np.int32), np.zeros((K, width))
+    for j in range(K):
+        nz = np.flatnonzero(A_s[:, j])
+        rows[j, : nz.size], vals[j, : nz.size] = nz, A_s[nz, j]
+    return rows, vals
+
+
+def cd_epochs(blk, lam, w0, epochs):
+    """``epochs`` epochs of _cd on ``blk`` from w0 (no stopping test), as a NumPy array."""
+    run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
+    w, done = run(jnp.asarray(w0))
+    assert int(done) == epochs
+    return np.asarray(w)
+
+
 def working_set_block(form):
     """One working-set problem w'Hw/2 - b'w + sum(lam |w|) as a _lasso._Block of ``form``,
     with H, b, lam and a start w0. 10 coordinates; coordinate 3 has a zero column and l2
@@ -251,13 +271,8 @@ def working_set_block(form):
     H, b = A.T @ A / n + np.diag(l2), A.T @ y / n
     lam = 0.2 * np.abs(b).max() * rng.random(K)
     w0 = np.where(np.arange(K) == 3, 0.0, rng.standard_normal(K))
-    width = int((A_s != 0).sum(0).max())
-    assert not sparse or (width * width <= n) == (n == 200)  # both ways of coupling
-    rows = np.full((K, width), n, np.int32)  # padding past the rows, as _sparse_columns
-    vals = np.zeros((K, width))
-    for j in range(K):
-        nz = np.flatnonzero(A_s[:, j])
-        rows[j, : nz.size], vals[j, : nz.size] = nz, A_s[nz, j]
+    rows, vals = padded_columns(A_s)
+    assert not sparse or (rows.shape[1] ** 2 <= n) == (n == 200)  # both ways of coupling
     diag, l2j, nj = jnp.asarray(np.diag(H)), jnp.asarray(l2), jnp.asarray(float(n))
     blk = {
         "gram": _lasso._Block("gram", diag, H=jnp.asarray(H), bvec=jnp.asarray(b)),
@@ -278,12 +293,8 @@ def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
     order = list(range(8)) + [6, 7, 8, 9]
     assert _lasso._UNROLL == 4
     epochs = 3  # before the first Anderson step
-    run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
-    w, done = run(jnp.asarray(w0))
-    assert int(done) == epochs
-    np.testing.assert_allclose(
-        np.asarray(w), np_cyclic_cd(H, b, lam, w0, order, epochs), atol=1e-12
-    )
+    want = np_cyclic_cd(H, b, lam, w0, order, epochs)
+    np.testing.assert_allclose(cd_epochs(blk, lam, w0, epochs), want, atol=1e-12)
 
 
 def very_sparse_block(centred, n=200, K=48, seed=1):
@@ -299,12 +310,7 @@ def very_sparse_block(centred, n=200, K=48, seed=1):
     y = rng.standard_normal(n)
     y = y - y.mean() if centred else y
     A = A_s - mean
-    width = int((A_s != 0).sum(0).max())
-    rows = np.full((K, width), n, np.int32)
-    vals = np.zeros((K, width))
-    for j in range(K):
-        nz = np.flatnonzero(A_s[:, j])
-        rows[j, : nz.size], vals[j, : nz.size] = nz, A_s[nz, j]
+    rows, vals = padded_columns(A_s)
     l2 = 0.01
     lam = 0.3 * np.abs(A.T @ y / n).max() * rng.random(K)
     w0 = np.where(np.arange(K) == 5, 0.0, rng.standard_normal(K))
@@ -329,12 +335,8 @@ def test_row_disjoint_sweep_is_cyclic_descent_in_block_order(x64):
     l2 = np.where(np.arange(K) == 5, 0.0, blk.l2)
     H, b = A.T @ A / n + np.diag(l2), A.T @ y / n
     epochs = 3  # before the first Anderson step
-    run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
-    w, done = run(jnp.asarray(w0))
-    assert int(done) == epochs
-    np.testing.assert_allclose(
-        np.asarray(w), np_cyclic_cd(H, b, lam, w0, order, epochs), atol=1e-12
-    )
+    want = np_cyclic_cd(H, b, lam, w0, order, epochs)
+    np.testing.assert_allclose(cd_epochs(blk, lam, w0, epochs), want, atol=1e-12)
 
 
 def test_row_disjoint_sweep_of_centred_columns_descends_to_the_centred_minimum(x64):
@@ -349,8 +351,7 @@ def test_row_disjoint_sweep_of_centred_columns_descends_to_the_centred_minimum(x
         return r @ r / (2 * n) + l2 @ w**2 / 2 + lam @ np.abs(w)
 
     def after(epochs):
-        cd = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
-        return np.asarray(cd(jnp.asarray(w0))[0])
+        return cd_epochs(blk, lam, w0, epochs)
 
     values = [objective(w0)] + [objective(after(e)) for e in range(1, 6)]
     assert all(b < a for a, b in zip(values, values[1:], strict=False)), values
