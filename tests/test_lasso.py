@@ -58,23 +58,33 @@ def logistic_data(n, p, k=5, seed=4, noise=0.5, label_seed=1):
 SHAPE = (50, 120)  # one shape for the dense tests: one compiled program (p > n)
 
 
+def assert_lasso_and_elastic_net_match_sklearn(X, y, alpha, fit_intercept):
+    """``lasso`` at ``alpha`` and the elastic net at l1_ratio 0.6 against scikit-learn's
+    ``Lasso`` and ``ElasticNet`` (coefficients, support, intercept); returns the lasso's."""
+    ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(X, y)
+    w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
+    assert bool(info.converged)
+    assert_same_solution(w, ref.coef_)
+    np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+    # ElasticNet(alpha, l1_ratio) = l1reg alpha * l1_ratio, l2reg alpha * (1 - l1_ratio)
+    net = ElasticNet(alpha=alpha, l1_ratio=0.6, fit_intercept=fit_intercept, **SK).fit(X, y)
+    w_net, net_info = lasso(
+        X, y, 0.6 * alpha, l2reg=0.4 * alpha, fit_intercept=fit_intercept, tol=1e-13
+    )
+    assert bool(net_info.converged)
+    assert_same_solution(w_net, net.coef_)
+    np.testing.assert_allclose(float(net_info.intercept), net.intercept_, rtol=1e-9, atol=1e-12)
+    return w, info
+
+
 @pytest.mark.parametrize("fit_intercept", [False, True], ids=["no_intercept", "intercept"])
 def test_lasso_and_elastic_net_match_sklearn(x64, fit_intercept):
     shape = SHAPE
     X, y, _ = make_regression(*shape)
     alpha = 0.1 * np.abs(X.T @ (y - y.mean())).max() / shape[0]
-    ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(X, y)
-    w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
+    w, info = assert_lasso_and_elastic_net_match_sklearn(X, y, alpha, fit_intercept)
     assert isinstance(info, LassoInfo) and w.dtype == jnp.float64 and w.shape == (shape[1],)
-    assert bool(info.converged) and float(info.gap) <= 1e-13 * float(info.primal)
-    assert_same_solution(w, ref.coef_)
-    np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
-    # ElasticNet(alpha, l1_ratio) = l1reg alpha * l1_ratio, l2reg alpha * (1 - l1_ratio)
-    ref = ElasticNet(alpha=alpha, l1_ratio=0.6, fit_intercept=fit_intercept, **SK).fit(X, y)
-    w, info = lasso(X, y, 0.6 * alpha, l2reg=0.4 * alpha, fit_intercept=fit_intercept, tol=1e-13)
-    assert bool(info.converged)
-    assert_same_solution(w, ref.coef_)
-    np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
+    assert float(info.gap) <= 1e-13 * float(info.primal)
 
 
 def test_certificate_equals_numpy_gap_and_kkt(x64):
@@ -420,15 +430,8 @@ def test_very_sparse_design_takes_row_disjoint_blocks_and_matches_sklearn(x64):
     y = Xs @ w_true + 0.05 * rng.standard_normal(n) + 1.0
     alpha = 0.05 * np.abs(Xs.T @ (y - y.mean())).max() / n
     for fit_intercept in (False, True):
-        ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(Xs, y)
-        w, info = lasso(Xs, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
-        assert bool(info.converged) and int(info.ws_size) > 128
-        assert_same_solution(w, ref.coef_)
-        np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
-    ref = ElasticNet(alpha=alpha, l1_ratio=0.6, fit_intercept=True, **SK).fit(Xs, y)
-    w, info = lasso(Xs, y, 0.6 * alpha, l2reg=0.4 * alpha, fit_intercept=True, tol=1e-13)
-    assert bool(info.converged)
-    assert_same_solution(w, ref.coef_)
+        _, info = assert_lasso_and_elastic_net_match_sklearn(Xs, y, alpha, fit_intercept)
+        assert int(info.ws_size) > 128
 
 
 @pytest.mark.parametrize("form", FORMS)
