@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -541,3 +543,99 @@ def test_backtracking_step_grows_where_the_curvature_drops(x64):
     assert int(info.num_iter) <= 0.75 * int(info_fix.num_iter)
     np.testing.assert_allclose(np.asarray(w), np.asarray(w_fix), atol=1e-7)
     np.testing.assert_array_equal(np.asarray(w) != 0, np.asarray(w_fix) != 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# implicit differentiation of fista's solution
+
+
+def _central(f, h=1e-6):
+    return (float(f(h)) - float(f(-h))) / (2 * h)
+
+
+def _fista_hypergradient_cases():
+    """name -> value(t), a scalar function of t through a fista solution, for each of
+    FISTA_GRADIENT_CASES; the data of every case come from one regression problem."""
+    X, y = make_regression(seed=21)
+    p = X.shape[1]
+    Xv, yv = make_regression(n=20, seed=21)  # the same coefficients, other rows
+    opts = dict(tol=1e-13, maxiter=100_000)
+
+    def lsq(w, X, y):
+        return 0.5 * jnp.mean((X @ w - y) ** 2)
+
+    def held_out(w):
+        return jnp.mean((Xv @ w - yv) ** 2)
+
+    lam = 0.1 * float(lambda_max(lsq, jnp.zeros(p), X, y))
+    w = np.asarray(fista(lsq, jnp.zeros(p), lam, X, y, **opts)[0])
+    j = int(np.flatnonzero(w)[0])  # a column in the support
+    E = np.zeros_like(X)
+    E[3, j] = 1.0
+    yc = jnp.asarray(y)
+
+    def closure(t):  # data read from a closure, not passed
+        return fista(
+            lambda w: 0.5 * jnp.mean((X @ w - (1 + t) * yc) ** 2), jnp.zeros(p), lam, **opts
+        )
+
+    def masked(t):  # a pytree with an unpenalized intercept leaf, the logistic loss
+        labels = np.where(y > np.median(y), 1.0, -1.0)
+
+        def logistic(params, X, y):
+            return jnp.mean(jnp.logaddexp(0.0, -y * (X @ params["w"] + params["b"])))
+
+        init = {"w": jnp.zeros(p), "b": jnp.zeros(())}
+        sol, _ = fista(logistic, init, 0.02 + t, X, labels, mask={"w": True, "b": False}, **opts)
+        return jnp.mean((Xv @ sol["w"] + sol["b"] - yv) ** 2)
+
+    def group(t):  # the group lasso prox, rows of a (6, p // 6)-shaped weight
+        W0 = jnp.zeros((5, p // 5))
+        prox = functools.partial(l1optax.prox_group_l1, axis=-1)
+
+        def loss(W, X, y):
+            return 0.5 * jnp.mean((X @ W.ravel() - y) ** 2)
+
+        W, _ = fista(loss, W0, lam + t, X, y, prox=prox, **opts)
+        return held_out(W.ravel())
+
+    return {
+        "l1reg": lambda t: held_out(fista(lsq, jnp.zeros(p), lam + t, X, y, **opts)[0]),
+        "data": lambda t: held_out(fista(lsq, jnp.zeros(p), lam, X + t * E, y, **opts)[0]),
+        "closure": lambda t: held_out(closure(t)[0]),
+        "logistic_masked": masked,
+        "group_l1": group,
+    }
+
+
+FISTA_GRADIENT_CASES = ["l1reg", "data", "closure", "logistic_masked", "group_l1"]
+
+
+@pytest.mark.parametrize("case", FISTA_GRADIENT_CASES)
+def test_fista_hypergradient_equals_central_finite_differences(x64, case):
+    # jax.grad through the solution by implicit differentiation of the proximal-gradient fixed
+    # point (no unrolling), w.r.t. the strength, the data (passed or closed over), with a mask
+    # and a group prox: central differences within 1e-6
+    value = _fista_hypergradient_cases()[case]
+    want = _central(value)
+    assert abs(want) > 1e-6  # a real dependence
+    np.testing.assert_allclose(float(jax.grad(value)(0.0)), want, rtol=1e-6)
+
+
+def test_fista_forward_mode_equals_central_finite_differences(x64):
+    X, y = make_regression(seed=22)
+    p = X.shape[1]
+
+    def solution(lam):
+        loss = lambda w, X, y: 0.5 * jnp.mean((X @ w - y) ** 2)  # noqa: E731
+        return fista(loss, jnp.zeros(p), lam, X, y, tol=1e-13, maxiter=100_000)[0]
+
+    lam = 0.05
+    tangent = np.asarray(jax.jvp(solution, (lam,), (1.0,))[1])
+    fd = (np.asarray(solution(lam + 1e-6)) - np.asarray(solution(lam - 1e-6))) / 2e-6
+    assert np.abs(fd).max() > 1e-3 and np.all(tangent[np.asarray(solution(lam)) == 0] == 0)
+    np.testing.assert_allclose(tangent, fd, rtol=0, atol=1e-6 * np.abs(fd).max())
+    # the solution does not depend on the start: a zero derivative, not an error from the loop
+    loss = lambda w, X, y: 0.5 * jnp.mean((X @ w - y) ** 2)  # noqa: E731
+    start = jax.grad(lambda w0: jnp.sum(fista(loss, w0, lam, X, y, tol=1e-13)[0]))(jnp.zeros(p))
+    np.testing.assert_array_equal(np.asarray(start), 0.0)
