@@ -16,12 +16,15 @@ Equality of trees (same structure, and per leaf the same dtype and shape):
 * :func:`assert_trees_bitwise_equal` -- equal bits (``-0.0`` and ``0.0`` differ).
 
 Subprocess checks that run while the other tests do: :func:`start_background`,
-:func:`wait_background`, :func:`stop_background`.
+:func:`wait_background`, :func:`stop_background`, and :class:`ExampleRuns` for the runs of one
+example script.
 """
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -201,3 +204,29 @@ def stop_background() -> None:
             proc.wait()
         out.close()
         err.close()
+
+
+class ExampleRuns:
+    """The runs of ``examples/<script>`` a test module checks, ``name -> arguments``, each in a
+    subprocess with warnings as errors (an example enables float64 globally, which must not leak
+    into other tests). A module sets ``start_in_background = runs.start_in_background``: the
+    selected runs then start right after collection and run while the other tests do."""
+
+    def __init__(self, script: str, runs: dict[str, list[str]], *, timeout: float = 300) -> None:
+        self.script = pathlib.Path(__file__).resolve().parents[1] / "examples" / script
+        self.runs, self.timeout = runs, timeout
+
+    def _argv(self, name: str) -> list[str]:
+        return [sys.executable, "-W", "error", str(self.script), *self.runs[name]]
+
+    def start_in_background(self, items) -> None:
+        for item in items:
+            if item.name in self.runs:
+                start_background(f"{self.script.name}:{item.name}", self._argv(item.name))
+
+    def stdout(self, name: str) -> str:
+        """The stdout of the run ``name`` (waited for; started now if it was not)."""
+        argv = self._argv(name)
+        proc = wait_background(f"{self.script.name}:{name}", argv, timeout=self.timeout)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout

@@ -1,7 +1,6 @@
 """examples/lasso_vs_sklearn.py --quick runs and its printed numbers are sane.
 
-Run in a subprocess: the example enables float64 globally, which must not leak into other tests.
-Both runs start right after collection and run while the other tests do (``start_in_background``).
+The runs are subprocesses started right after collection (``tests/_helpers.ExampleRuns``).
 """
 
 from __future__ import annotations
@@ -10,39 +9,23 @@ import atexit
 import pathlib
 import re
 import shutil
-import sys
 import tempfile
 
 import pytest
-from _helpers import start_background, wait_background
+from _helpers import ExampleRuns
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "lasso_vs_sklearn.py"
 OUT = pathlib.Path(tempfile.mkdtemp(prefix="l1optax-lasso-vs-sklearn-"))
 atexit.register(shutil.rmtree, OUT, ignore_errors=True)
 RUNS = {  # test name -> the example's arguments
     "test_help": ["--help"],
     "test_quick_paths_agree_with_sklearn": ["--quick", "--out", str(OUT)],
 }
-
-
-def _argv(args):
-    return [sys.executable, "-W", "error", str(EXAMPLE), *args]
-
-
-def start_in_background(items):
-    """Called after collection (conftest.py): the selected runs start now, in subprocesses."""
-    for item in items:
-        if item.name in RUNS:
-            start_background(f"lasso_vs_sklearn:{item.name}", _argv(RUNS[item.name]))
-
-
-def _run(name: str) -> str:
-    proc = wait_background(f"lasso_vs_sklearn:{name}", _argv(RUNS[name]), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+EXAMPLE = ExampleRuns("lasso_vs_sklearn.py", RUNS)
+start_in_background = EXAMPLE.start_in_background  # called after collection (conftest.py)
+_run = EXAMPLE.stdout
 
 
 def _fields(line: str) -> dict[str, str]:
