@@ -23,7 +23,7 @@ import pytest
 STEPS = 8
 LR = 0.05
 LAM = 0.05
-TIMEOUT_S = 120
+TIMEOUT_S = 90  # per try
 
 
 def _free_port() -> int:
@@ -72,17 +72,27 @@ def _run_all(procs: list[subprocess.Popen]) -> list[str]:
     return outputs
 
 
-# about 10 s (three fresh JAX processes): in the default run, as multi-host is a promise
-def test_two_processes_match_one_process_on_four_devices(tmp_path):
+def _run_job(multi: pathlib.Path, single: pathlib.Path) -> list[str]:
     port = _free_port()
-    multi = tmp_path / "multi.npz"
-    single = tmp_path / "single.npz"
     procs = [
         _spawn(["worker", str(i), "2", f"127.0.0.1:{port}", str(multi)], devices=2)
         for i in range(2)
     ]
     procs.append(_spawn(["worker", "0", "1", "-", str(single)], devices=4))
-    outputs = _run_all(procs)
+    return _run_all(procs)
+
+
+# about 10 s (three fresh JAX processes): in the default run, as multi-host is a promise
+def test_two_processes_match_one_process_on_four_devices(tmp_path):
+    multi = tmp_path / "multi.npz"
+    single = tmp_path / "single.npz"
+    try:
+        outputs = _run_job(multi, single)
+    except subprocess.TimeoutExpired:
+        # gloo's CPU collectives can stall for good when the box is oversubscribed (2 cores,
+        # the suite's workers and 3 busy processes: 1 stall in 3 runs, each run alone ~4 s):
+        # one more try on a new port; a second stall or any wrong number still fails
+        outputs = _run_job(multi, single)
     got, want = np.load(multi), np.load(single)
     assert sorted(got.files) == sorted(want.files) == ["prox_adam", "with_l1"]
     for name in want.files:
