@@ -44,7 +44,7 @@ _GROWTH = 4  # capacities 128, 512, ..., p (32, 128, ... when n >= p): _capaciti
 _INNER_FRACTION = 0.3  # a working-set problem is solved to this fraction of its target gap
 _LOOSE_BELOW = 64  # outer / epoch cost below which working sets are solved loosely: _inner_target
 _ANDERSON = 5  # Anderson acceleration: extrapolate from the last 5 + 1 epochs (skglm's choice)
-_UNROLL = 4  # coordinates per coordinate-descent loop step (dense forms)
+_UNROLL = 4  # coordinates per loop step of the coupled sweep (_coupled_sweep)
 _SPARSE_SPAN = 32  # the most columns of a row-disjoint sparse block: _block_span
 _DISJOINT_FROM = 16  # ... and the fewest for row-disjoint blocks to pay: _cd
 _BLOCK_ROUNDS = 3  # rounds of row-disjoint blocking before the rest go one per block

@@ -408,9 +408,11 @@ def _fista_jvp(static: _Static, primals, tangents):
     # tangents as a whole (a leaf with none, e.g. an unpenalized one, would stop the transpose)
     flat_x, unravel = jax.flatten_util.ravel_pytree(x)
 
+    # dT/dx linearized once, not re-derived (with the loss's gradient) at every GMRES step
+    _, map_jvp = jax.linearize(lambda x: fixed_map(x, *theta), x)
+
     def matvec(v):  # (I - dT/dx) v
-        moved = jax.jvp(lambda x: fixed_map(x, *theta), (x,), (unravel(v),))[1]
-        return v - jax.flatten_util.ravel_pytree(moved)[0]
+        return v - jax.flatten_util.ravel_pytree(map_jvp(unravel(v)))[0]
 
     eps = float(jnp.finfo(flat_x.dtype).eps)
 
