@@ -624,24 +624,28 @@ def _disjoint_sweep(blk: _Block, live, lam, m):
     l2 = permuted(blk.l2) if jnp.ndim(blk.l2) else blk.l2
     lane = jnp.arange(B)
 
-    def block(i, carry):
-        w, (r, s, total) = carry
-
-        def take(x):
-            return jax.lax.dynamic_slice_in_dim(x, starts[i], B)
-
-        R, old = take(rows), take(w)
-        V, ib, tb, mb, cb = (take(x) for x in per_coordinate)
-        xr = jnp.sum(V * r.at[R].get(mode="clip"), axis=1) - s * cb
-        g = (xr - mb * (total - blk.n * s)) / blk.n + (take(l2) if jnp.ndim(l2) else l2) * old
-        new = jnp.where(lane < lens[i], _soft(old - g * ib, tb), old)
-        delta = new - old
-        r = r.at[R].add(V * delta[:, None], mode="drop")
-        st = (r, s + jnp.sum(mb * delta), total + jnp.sum(cb * delta))
-        return jax.lax.dynamic_update_slice_in_dim(w, new, starts[i], 0), st
-
     def sweep(w, st):
-        w_o, st = jax.lax.fori_loop(0, count, block, (permuted(w), st))
+        start_w = permuted(w)
+
+        def block(i, carry):
+            out, (r, s, total) = carry
+
+            def take(x):
+                return jax.lax.dynamic_slice_in_dim(x, starts[i], B)
+
+            # a block's values are read from the epoch's start (no earlier block moved them)
+            # and written to a separate buffer: XLA then updates it in place, without copies
+            R, old = take(rows), take(start_w)
+            V, ib, tb, mb, cb = (take(x) for x in per_coordinate)
+            xr = jnp.sum(V * r.at[R].get(mode="clip"), axis=1) - s * cb
+            g = (xr - mb * (total - blk.n * s)) / blk.n + (take(l2) if jnp.ndim(l2) else l2) * old
+            new = jnp.where(lane < lens[i], _soft(old - g * ib, tb), old)
+            delta = new - old
+            r = r.at[R].add(V * delta[:, None], mode="drop")
+            st = (r, s + jnp.sum(mb * delta), total + jnp.sum(cb * delta))
+            return jax.lax.dynamic_update_slice_in_dim(out, new, starts[i], 0), st
+
+        w_o, st = jax.lax.fori_loop(0, count, block, (start_w, st))
         return jnp.where(live, w.at[ext].set(w_o, mode="drop"), 0.0), st
 
     return sweep
