@@ -104,6 +104,7 @@ class _Config(NamedTuple):
     capacities: tuple
     max_newton: int
     col_nnz: int = 0  # sparse X: the most non-zeros of any column (the inner solver's width)
+    center: bool = False  # squared loss with intercept: X's columns centred (implicitly if sparse)
 
 
 class _State(NamedTuple):
@@ -270,7 +271,10 @@ class _Block(NamedTuple):
     held as its non-zeros (``rows``, ``vals``: (K, L), zero-padded) and its implicit centring
     (``mean``; ``colsum`` the uncentred column sums): a coordinate costs O(L), not O(n). Its
     state is (r_s, s, sum(r_s)) with the residual r = r_s - s, so that centring never makes an
-    update dense. ``l2`` is a scalar or per coordinate (the logistic models' unpenalized
+    update dense; uncentred (``centred`` False, mean 0) s stays 0 and sum(r_s) is not kept up
+    (a loop step of the sweeps then has two reductions fewer). The row indices are never
+    negative: their gathers and scatters skip NumPy's wrapping (``wrap_negative_indices``),
+    which would cost a select per loop step. ``l2`` is a scalar or per coordinate (the logistic models' unpenalized
     intercept); ``diag`` is F's Hessian diagonal; a zero entry holds the coordinate at zero
     (padding, screened features).
     """
@@ -288,6 +292,7 @@ class _Block(NamedTuple):
     n: Any = None
     l2: Any = None
     span: int = 1  # sparse form: the most columns of a row-disjoint block (_block_span)
+    centred: bool = True  # sparse form: False when ``mean`` is zero (the state's s stays 0)
 
 
 def _entry(l2, j):
@@ -300,7 +305,9 @@ def _block_state(blk: _Block, w):
         return blk.H @ w - blk.bvec
     if blk.form == "residual":
         return w @ blk.At - blk.y  # not At.T @ w: see _rmatvec
-    r = jnp.zeros_like(blk.y).at[blk.rows].add(blk.vals * w[:, None], mode="drop") - blk.y
+    moved = blk.vals * w[:, None]
+    r = jnp.zeros_like(blk.y).at[blk.rows].add(moved, mode="drop", wrap_negative_indices=False)
+    r = r - blk.y
     return r, jnp.dot(blk.mean, w), jnp.sum(r)
 
 
@@ -311,7 +318,8 @@ def _block_grad(blk: _Block, w, st):
         return blk.At @ st / blk.n + blk.l2 * w
     r, s, total = st
     # (a_j - m_j 1) . (r_s - s 1) = a_j . r_s - s colsum_j - m_j (sum(r_s) - n s)
-    xr = jnp.sum(blk.vals * r.at[blk.rows].get(mode="clip"), axis=1) - s * blk.colsum
+    r_rows = r.at[blk.rows].get(mode="clip", wrap_negative_indices=False)
+    xr = jnp.sum(blk.vals * r_rows, axis=1) - s * blk.colsum
     return (xr - blk.mean * (total - blk.n * s)) / blk.n + blk.l2 * w
 
 
@@ -563,11 +571,13 @@ def _coupled_sweep(blk: _Block, live, lam, m):
             width = blk.rows.shape[1]
             rows = jax.lax.dynamic_slice(blk.rows, (start, 0), (unroll, width))
             vals = jax.lax.dynamic_slice(blk.vals, (start, 0), (unroll, width))
-            mean = jax.lax.dynamic_slice(blk.mean, (start,), (unroll,))
-            colsum = jax.lax.dynamic_slice(blk.colsum, (start,), (unroll,))
             cpl = coupling[i]
-            xr = jnp.sum(vals * r.at[rows].get(mode="clip"), axis=1) - s * colsum
-            g = (xr - mean * (total - blk.n * s)) / blk.n + l2 * old
+            g = jnp.sum(vals * r.at[rows].get(mode="clip", wrap_negative_indices=False), axis=1)
+            if blk.centred:
+                mean = jax.lax.dynamic_slice(blk.mean, (start,), (unroll,))
+                colsum = jax.lax.dynamic_slice(blk.colsum, (start,), (unroll,))
+                g = g - s * colsum - mean * (total - blk.n * s)
+            g = g / blk.n + l2 * old
         live_b = jax.lax.dynamic_slice(live, (start,), (unroll,))
         inv_b = jax.lax.dynamic_slice(inv, (start,), (unroll,))
         thr_b = jax.lax.dynamic_slice(thresh, (start,), (unroll,))
@@ -581,11 +591,10 @@ def _coupled_sweep(blk: _Block, live, lam, m):
             deltas.append(value - old[u])
         delta = jnp.stack(deltas)
         if blk.form == "sparse":
-            st = (
-                r.at[rows].add(vals * delta[:, None], mode="drop"),
-                s + jnp.dot(mean, delta),
-                total + jnp.dot(colsum, delta),
-            )
+            r = r.at[rows].add(vals * delta[:, None], mode="drop", wrap_negative_indices=False)
+            if blk.centred:  # uncentred, s stays 0 and the sum of r is never read
+                s, total = s + jnp.dot(mean, delta), total + jnp.dot(colsum, delta)
+            st = (r, s, total)
         else:  # as one fused loop: a dot product here is a separate, slower, XLA call on CPU
             moved = rows_H if blk.form == "gram" else At
             st = st + sum(delta[u] * moved[u] for u in range(unroll))
@@ -619,7 +628,8 @@ def _disjoint_sweep(blk: _Block, live, lam, m):
     def permuted(x):  # the block-ordered copy, padded by B entries of the no-effect coordinate
         return jnp.concatenate([x, jnp.zeros((1,) + x.shape[1:], x.dtype)])[ext]
 
-    per_coordinate = [permuted(x) for x in (blk.vals, inv, thresh, blk.mean, blk.colsum)]
+    centring = (blk.mean, blk.colsum) if blk.centred else ()
+    per_coordinate = [permuted(x) for x in (blk.vals, inv, thresh, *centring)]
     rows = permuted(blk.rows)
     l2 = permuted(blk.l2) if jnp.ndim(blk.l2) else blk.l2
     lane = jnp.arange(B)
@@ -636,13 +646,18 @@ def _disjoint_sweep(blk: _Block, live, lam, m):
             # a block's values are read from the epoch's start (no earlier block moved them)
             # and written to a separate buffer: XLA then updates it in place, without copies
             R, old = take(rows), take(start_w)
-            V, ib, tb, mb, cb = (take(x) for x in per_coordinate)
-            xr = jnp.sum(V * r.at[R].get(mode="clip"), axis=1) - s * cb
-            g = (xr - mb * (total - blk.n * s)) / blk.n + (take(l2) if jnp.ndim(l2) else l2) * old
+            V, ib, tb = (take(x) for x in per_coordinate[:3])
+            g = jnp.sum(V * r.at[R].get(mode="clip", wrap_negative_indices=False), axis=1)
+            if blk.centred:
+                mb, cb = (take(x) for x in per_coordinate[3:])
+                g = g - s * cb - mb * (total - blk.n * s)
+            g = g / blk.n + (take(l2) if jnp.ndim(l2) else l2) * old
             new = jnp.where(lane < lens[i], _soft(old - g * ib, tb), old)
             delta = new - old
-            r = r.at[R].add(V * delta[:, None], mode="drop")
-            st = (r, s + jnp.sum(mb * delta), total + jnp.sum(cb * delta))
+            r = r.at[R].add(V * delta[:, None], mode="drop", wrap_negative_indices=False)
+            if blk.centred:  # uncentred, s stays 0 and the sum of r is never read
+                s, total = s + jnp.sum(mb * delta), total + jnp.sum(cb * delta)
+            st = (r, s, total)
             return jax.lax.dynamic_update_slice_in_dim(out, new, starts[i], 0), st
 
         w_o, st = jax.lax.fori_loop(0, count, block, (start_w, st))
@@ -815,6 +830,7 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
                 "sparse", diag, rows=rows, vals=vals, mean=d.xmean[idx] * keepf,
                 colsum=d.csc[3][idx] * keepf, y=d.y, n=d.n, l2=l2,
                 span=_block_span(n_rows, d.X.data.shape[0], d.xmean.shape[0]),
+                centred=cfg.center,
             )  # fmt: skip
         else:
             At = (_columns(d, idx, cfg.sparse) * keepf).T  # (K, n)
@@ -1377,8 +1393,9 @@ def _prepare(
         capacities=_capacities(p, n, sparse),
         max_newton=50,
         col_nnz=width,
+        center=fit_intercept and loss == "squared",
     )
-    center = fit_intercept and loss == "squared"
+    center = cfg.center
     host_gram = _host_gram(X, dtype, center) if use_gram else None
     data, c, l2, tol_arr, limits, ymean, xmean, finite = _design(
         X, y, weights, l2reg, tol, max_iter, max_epochs, column_order, host_gram,

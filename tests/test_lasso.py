@@ -239,7 +239,7 @@ def np_cyclic_cd(H, b, lam, w, order, epochs):
     return w
 
 
-FORMS = ["gram", "residual", "sparse", "sparse-few"]
+FORMS = ["gram", "residual", "sparse", "sparse-few", "sparse-uncentred"]
 
 
 def padded_columns(A_s):
@@ -265,8 +265,10 @@ def cd_epochs(blk, lam, w0, epochs):
 def working_set_block(form):
     """One working-set problem w'Hw/2 - b'w + sum(lam |w|) as a _lasso._Block of ``form``,
     with H, b, lam and a start w0. 10 coordinates; coordinate 3 has a zero column and l2
-    (diag 0: held at zero); the sparse columns are centred implicitly. "sparse-few": few
-    non-zeros per column (the couplings found by comparing rows, not by densifying)."""
+    (diag 0: held at zero); the sparse columns are centred implicitly, except in
+    "sparse-uncentred" (the solver's path without an intercept: no centring state).
+    "sparse-few": few non-zeros per column (the couplings found by comparing rows, not by
+    densifying)."""
     rng = np.random.default_rng(0)
     n, K = (30, 10) if form != "sparse-few" else (200, 10)
     A_s = np.where(
@@ -274,6 +276,8 @@ def working_set_block(form):
     )
     A_s[:, 3] = 0.0
     mean = np.where(np.arange(K) == 3, 0.0, 0.1 * rng.standard_normal(K))
+    centred = form != "sparse-uncentred"
+    mean = mean if centred else np.zeros(K)
     form, sparse = form.split("-")[0], form.startswith("sparse")
     A = A_s - mean if sparse else A_s
     l2 = np.where(np.arange(K) == 3, 0.0, 0.05 + 0.1 * rng.random(K))
@@ -289,7 +293,7 @@ def working_set_block(form):
         "residual": _lasso._Block("residual", diag, At=jnp.asarray(A.T), y=jnp.asarray(y), n=nj, l2=l2j),
         "sparse": _lasso._Block(
             "sparse", diag, rows=jnp.asarray(rows), vals=jnp.asarray(vals), mean=jnp.asarray(mean),
-            colsum=jnp.asarray(A_s.sum(0)), y=jnp.asarray(y), n=nj, l2=l2j,
+            colsum=jnp.asarray(A_s.sum(0)), y=jnp.asarray(y), n=nj, l2=l2j, centred=centred,
         ),
     }[form]  # fmt: skip
     return blk, H, b, lam, w0
@@ -327,7 +331,7 @@ def very_sparse_block(centred, n=200, K=48, seed=1):
     blk = _lasso._Block(
         "sparse", jnp.asarray((A**2).sum(0) / n + l2 * (np.arange(K) != 5)), rows=jnp.asarray(rows),
         vals=jnp.asarray(vals), mean=jnp.asarray(mean), colsum=jnp.asarray(A_s.sum(0)),
-        y=jnp.asarray(y), n=jnp.asarray(float(n)), l2=l2, span=32,
+        y=jnp.asarray(y), n=jnp.asarray(float(n)), l2=l2, span=32, centred=centred,
     )  # fmt: skip
     return blk, A, y, lam, w0
 
