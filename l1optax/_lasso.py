@@ -1216,11 +1216,13 @@ def lasso_cv(
     if sparse:
         X = X.todense()
     strengths = None if l1regs is None else jnp.asarray(l1regs)
-    cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype, finite = _prepare(
+    plan = _prepare(
         fn, X, y, loss="squared", l2reg=l2reg, weights=weights, fit_intercept=fit_intercept,
         tol=tol, max_iter=max_iter, max_epochs=max_epochs, gram=gram,
         num_strengths=num if strengths is None else int(strengths.shape[0]),
     )  # fmt: skip
+    cfg, data, c, l2, tol_arr, limits, ymean, xmean, finite = _designed(plan)
+    dtype = plan.dtype
     _check_finite(fn, finite)
     n = data.y.shape[0]
     if folds > n:
@@ -1395,15 +1397,25 @@ def _prepare(
         col_nnz=width,
         center=fit_intercept and loss == "squared",
     )
-    center = cfg.center
-    host_gram = _host_gram(X, dtype, center) if use_gram else None
-    data, c, l2, tol_arr, limits, ymean, xmean, finite = _design(
-        X, y, weights, l2reg, tol, max_iter, max_epochs, column_order, host_gram,
-        cfg=cfg, dtype=jnp.dtype(dtype), center=center,
-    )  # fmt: skip
+    host_gram = _host_gram(X, dtype, cfg.center) if use_gram else None
+    inputs = (X, y, weights, l2reg, tol, max_iter, max_epochs, column_order, host_gram)
+    return _Plan(cfg, inputs, jnp.dtype(dtype))
+
+
+class _Plan(NamedTuple):
+    """A checked call: its configuration and :func:`_design`'s inputs."""
+
+    cfg: _Config
+    inputs: tuple
+    dtype: Any
+
+
+def _designed(plan: _Plan):
+    """:func:`_design`'s arrays for a checked call (in their own compiled program)."""
+    data, *rest = _design(*plan.inputs, cfg=plan.cfg, dtype=plan.dtype, center=plan.cfg.center)
     if data.X is None:  # X needed no cast or centring: see _design
-        data = data._replace(X=X)
-    return cfg, data, c, l2, tol_arr, limits, ymean, xmean, dtype, finite
+        data = data._replace(X=plan.inputs[0])
+    return (plan.cfg, data, *rest)
 
 
 def _check_finite(fn: str, finite: jax.Array) -> None:
@@ -1704,21 +1716,32 @@ def _as_vector(strengths: Any) -> Any:
 
 
 def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
-    cfg, data, c, l2, tol, limits, ymean, xmean, dtype, finite = _prepare(
-        fn, X, y, num_strengths=int(alphas.shape[0]), **options
-    )
+    plan = _prepare(fn, X, y, num_strengths=int(alphas.shape[0]), **options)
     # not weak-typed: one compiled program under jax.grad too
+    dtype = plan.dtype
     alphas = alphas.astype(dtype) if isinstance(alphas, np.ndarray) else jnp.asarray(alphas, dtype)
-    args = (data, alphas, l2, c, tol, limits, ymean, xmean)
-    if all(v.is_concrete(leaf) for leaf in jax.tree.leaves(args)):
-        # nothing to differentiate: the solver's program is all (custom_jvp's dispatch costs
-        # ~2 ms, a second program ~0.07 ms, as much as a small solve)
-        out = _solved_jit(cfg, squeeze, *args)
+    operands = (plan.cfg, squeeze, plan.dtype, plan.inputs, alphas)
+    if all(v.is_concrete(leaf) for leaf in jax.tree.leaves((plan.inputs, alphas))):
+        # nothing to differentiate: one program designs and solves (custom_jvp's dispatch
+        # costs ~2 ms, a second program ~0.07 ms, as much as a small solve)
+        out, finite = _design_and_solve(*operands)
     else:
-        W, info = _solve_path(cfg, squeeze, *args)
+        (W, info), finite = _solve_path(*operands)
+        cfg, data, c, l2, _, _, ymean, xmean, _ = _designed(plan)
         out = _differentiable(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
     _check_finite(fn, finite)
     return out
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _design_and_solve(cfg: _Config, squeeze: bool, dtype, inputs, alphas):
+    """:func:`_design`, then :func:`_solved`, as one compiled program; also X's finiteness."""
+    data, c, l2, tol, limits, ymean, xmean, finite = _design(
+        *inputs, cfg=cfg, dtype=dtype, center=cfg.center
+    )
+    if data.X is None:  # inside one program X is not copied: see _design
+        data = data._replace(X=inputs[0])
+    return _solved(cfg, squeeze, data, alphas, l2, c, tol, limits, ymean, xmean), finite
 
 
 def _solved(cfg: _Config, squeeze: bool, data, alphas, l2, c, tol, limits, ymean, xmean):
@@ -1728,9 +1751,6 @@ def _solved(cfg: _Config, squeeze: bool, data, alphas, l2, c, tol, limits, ymean
     w0, b0 = jnp.zeros((p,), data.y.dtype), jnp.zeros((), data.y.dtype)
     W, info = _path(cfg, data, alphas, l2, c, tol, limits, w0, b0)
     return _with_intercept(cfg, W, info, ymean, xmean, squeeze)
-
-
-_solved_jit = jax.jit(_solved, static_argnums=(0, 1))
 
 
 def _with_intercept(cfg: _Config, W, info, ymean, xmean, squeeze: bool):
@@ -1758,16 +1778,16 @@ def _differentiable(cfg: _Config, W, info, data, alphas, l2, c, ymean, xmean, *,
     return _with_intercept(cfg, W, info, ymean, xmean, squeeze)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def _solve_path(cfg: _Config, squeeze: bool, *args):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _solve_path(cfg: _Config, squeeze: bool, dtype, inputs, alphas):
     """The compiled solver, never differentiated (its JVP is zero: see _implicit), so that
     ``jax.grad`` and ``jax.jvp`` reuse the program compiled for plain calls."""
-    return _solved_jit(cfg, squeeze, *args)
+    return _design_and_solve(cfg, squeeze, dtype, inputs, alphas)
 
 
 @_solve_path.defjvp
-def _solve_path_jvp(cfg, squeeze, primals, tangents):
-    out = _solve_path(cfg, squeeze, *primals)
+def _solve_path_jvp(cfg, squeeze, dtype, primals, tangents):
+    out = _solve_path(cfg, squeeze, dtype, *primals)
 
     def zero(x):
         if jnp.issubdtype(x.dtype, jnp.inexact):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from unittest import mock
 
 import hypothesis.extra.numpy as hnp
@@ -496,16 +497,19 @@ def test_design_passes_an_x_needing_no_cast_or_centring_through_uncopied(x64):
     opts = dict(loss="squared", l2reg=0.0, weights=None, tol=1e-6, max_iter=5, max_epochs=5)
     Xj = jnp.asarray(X)
     for fit_intercept, gram in ((False, False), (False, True), (True, False), (True, True)):
-        data = _lasso._prepare(
+        plan = _lasso._prepare(
             "lasso", Xj, y, fit_intercept=fit_intercept, gram=gram, num_strengths=1, **opts
-        )[1]
+        )
+        data = _lasso._designed(plan)[1]
         assert (data.X is Xj) == (not fit_intercept)
         Xc = X - X.mean(axis=0) if fit_intercept else X
         np.testing.assert_allclose(np.asarray(data.X), Xc, rtol=0, atol=1e-13)
         np.testing.assert_allclose(np.asarray(data.colsq), np.sum(Xc**2, axis=0), rtol=1e-13)
-    cast = _lasso._prepare(
-        "lasso", Xj.astype(jnp.float32), y, fit_intercept=False, gram=False, num_strengths=1,
-        **opts,
+    cast = _lasso._designed(
+        _lasso._prepare(
+            "lasso", Xj.astype(jnp.float32), y, fit_intercept=False, gram=False,
+            num_strengths=1, **opts,
+        )
     )[1]  # fmt: skip
     assert cast.X.dtype == jnp.float64
 
@@ -630,7 +634,7 @@ def test_lasso_cv_bad_folds():
         l1optax.lasso_cv(np.ones((6, 2)), np.arange(6.0), folds=7)
 
 
-def test_hypergradient_equals_central_finite_differences(x64):
+def test_hypergradient_equals_central_finite_differences(x64, caplog):
     # implicit differentiation (optimality condition on the support) through lasso / lasso_path,
     # w.r.t. the strength, the ridge strength and the data: central differences within 1e-6
     # (the shapes of the other tests: their compiled programs are reused)
@@ -652,10 +656,13 @@ def test_hypergradient_equals_central_finite_differences(x64):
     e_x = np.zeros_like(X)
     e_x[2, j] = 1.0
     e_y = np.eye(SHAPE[0])[3]
-    g_alpha = jax.grad(held_out)(a)
-    g_X, g_y = jax.grad(lambda X, y: held_out(a, X=X, y=y), argnums=(0, 1))(
-        jnp.asarray(X), jnp.asarray(y)
-    )
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        g_alpha = jax.grad(held_out)(a)
+        g_X, g_y = jax.grad(lambda X, y: held_out(a, X=X, y=y), argnums=(0, 1))(
+            jnp.asarray(X), jnp.asarray(y)
+        )
+    # the gradients run the solver's program compiled for the plain call above
+    assert not [r for r in caplog.records if "Compiling jit(_design_and_solve)" in r.getMessage()]
     checks = [
         (g_alpha, central(lambda h: held_out(a + h))),
         (g_y[3], central(lambda h: held_out(a, y=y + h * e_y))),
