@@ -54,6 +54,8 @@ def _kill(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     proc.wait(timeout=10)
+    if proc.stdout is not None:  # a worker killed before communicate() still holds its pipe
+        proc.stdout.close()
 
 
 def _run_all(procs: list[subprocess.Popen]) -> list[str]:
