@@ -274,9 +274,9 @@ class _Block(NamedTuple):
     update dense; uncentred (``centred`` False, mean 0) s stays 0 and sum(r_s) is not kept up
     (a loop step of the sweeps then has two reductions fewer). The row indices are never
     negative: their gathers and scatters skip NumPy's wrapping (``wrap_negative_indices``),
-    which would cost a select per loop step. ``l2`` is a scalar or per coordinate (the logistic models' unpenalized
-    intercept); ``diag`` is F's Hessian diagonal; a zero entry holds the coordinate at zero
-    (padding, screened features).
+    which would cost a select per loop step. ``l2`` is a scalar or per coordinate (the logistic
+    models' unpenalized intercept); ``diag`` is F's Hessian diagonal; a zero entry holds the
+    coordinate at zero (padding, screened features).
     """
 
     form: str
@@ -1411,9 +1411,10 @@ class _Plan(NamedTuple):
 
 
 def _designed(plan: _Plan):
-    """:func:`_design`'s arrays for a checked call (in their own compiled program)."""
+    """:func:`_design`'s arrays for a checked call, with X put back where it needed no cast or
+    centring (see _design): ``(cfg, data, c, l2, tol, limits, ymean, xmean, finite)``."""
     data, *rest = _design(*plan.inputs, cfg=plan.cfg, dtype=plan.dtype, center=plan.cfg.center)
-    if data.X is None:  # X needed no cast or centring: see _design
+    if data.X is None:
         data = data._replace(X=plan.inputs[0])
     return (plan.cfg, data, *rest)
 
@@ -1720,15 +1721,17 @@ def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
     # not weak-typed: one compiled program under jax.grad too
     dtype = plan.dtype
     alphas = alphas.astype(dtype) if isinstance(alphas, np.ndarray) else jnp.asarray(alphas, dtype)
-    operands = (plan.cfg, squeeze, plan.dtype, plan.inputs, alphas)
+    operands = (plan.cfg, squeeze, dtype, plan.inputs, alphas)
     if all(v.is_concrete(leaf) for leaf in jax.tree.leaves((plan.inputs, alphas))):
         # nothing to differentiate: one program designs and solves (custom_jvp's dispatch
         # costs ~2 ms, a second program ~0.07 ms, as much as a small solve)
         out, finite = _design_and_solve(*operands)
     else:
         (W, info), finite = _solve_path(*operands)
-        cfg, data, c, l2, _, _, ymean, xmean, _ = _designed(plan)
-        out = _differentiable(cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
+        # the implicit step reads X, not its Gram matrix: that is not formed a second time
+        no_gram = plan._replace(cfg=plan.cfg._replace(use_gram=False))
+        _, data, c, l2, _, _, ymean, xmean, _ = _designed(no_gram)
+        out = _differentiable(plan.cfg, W, info, data, alphas, l2, c, ymean, xmean, squeeze=squeeze)
     _check_finite(fn, finite)
     return out
 
@@ -1736,11 +1739,7 @@ def _fit(fn, X, y, alphas, *, squeeze: bool = False, **options):
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _design_and_solve(cfg: _Config, squeeze: bool, dtype, inputs, alphas):
     """:func:`_design`, then :func:`_solved`, as one compiled program; also X's finiteness."""
-    data, c, l2, tol, limits, ymean, xmean, finite = _design(
-        *inputs, cfg=cfg, dtype=dtype, center=cfg.center
-    )
-    if data.X is None:  # inside one program X is not copied: see _design
-        data = data._replace(X=inputs[0])
+    _, data, c, l2, tol, limits, ymean, xmean, finite = _designed(_Plan(cfg, inputs, dtype))
     return _solved(cfg, squeeze, data, alphas, l2, c, tol, limits, ymean, xmean), finite
 
 
