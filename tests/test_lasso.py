@@ -229,6 +229,20 @@ def test_sparse_design_under_jit_and_with_repeated_entries(x64):
         np.testing.assert_allclose(float(info.intercept), ref.intercept_, rtol=1e-9, atol=1e-12)
 
 
+def test_a_sparse_working_set_its_solution_fills_grows_four_fold(x64):
+    # a sparse X's blocks cost O(K) to set up: a working set whose solution fills 90% of it
+    # grows to four times the support, a dense X's to twice (its Gram blocks cost n K^2)
+    Xs = sp.random(400, 600, density=0.05, random_state=3, format="csc")
+    y = np.random.default_rng(4).standard_normal(400)
+    alpha = 1e-4 * np.abs(Xs.T @ y).max() / 400  # the first 32 features all enter
+    for X, growth in ((Xs, 4), (Xs.toarray(), 2)):
+        w, first = lasso(X, y, alpha, tol=1e-12, max_iter=1)
+        support = int(np.sum(np.asarray(w) != 0))
+        assert int(first.ws_size) == 32 and support >= 29
+        _, second = lasso(X, y, alpha, tol=1e-12, max_iter=2)
+        assert int(second.ws_size) == growth * support
+
+
 def np_cyclic_cd(H, b, lam, w, order, epochs):
     """Cyclic coordinate descent on w'Hw/2 - b'w + sum(lam |w|), one coordinate at a time."""
     w = w.copy()
