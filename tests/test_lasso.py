@@ -181,7 +181,11 @@ def test_sparse_design_matches_sklearn(x64, fit_intercept):
     alpha = 0.05 * np.abs(Xs.T @ (y - y.mean())).max() / 60
     ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, **SK).fit(Xs, y)
     batched = jsparse.BCOO.fromdense(jnp.asarray(Xs.toarray()), n_batch=1)  # (row, nse, 1) indices
-    for X in (Xs, jsparse.BCOO.from_scipy_sparse(Xs), batched):
+    # entries in column order (CSC) are read as they are; in row order (CSR, fromdense) sorted
+    column_major = jsparse.BCOO.from_scipy_sparse(Xs)
+    assert _lasso._column_order(column_major)[1][0] is None
+    assert _lasso._column_order(jsparse.BCOO.from_scipy_sparse(Xs.tocsr()))[1][0] is not None
+    for X in (Xs, Xs.tocsr(), column_major, batched):
         w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
         assert bool(info.converged)
         assert_same_solution(w, ref.coef_)
