@@ -9,9 +9,10 @@ written with static shapes so that it compiles once and runs on CPU, GPU and TPU
 * an outer loop computes one full gradient per iteration, the duality gap from a rescaled dual
   point, the KKT violation and the Gap Safe screening test (Ndiaye et al. 2017);
 * a working set (its size traced, at least twice the support, four times for a sparse X whose
-  support fills 90% of the last one, doubled when an outer iteration makes no progress) holds the current support and the features closest to violating their
-  dual constraint, inside a compiled block of fixed capacity (a ladder 128, 512, 2048, ..., p
-  chosen by ``lax.switch``, or p alone up to 256, so every shape is static);
+  support fills 90% of the last one, doubled when an outer iteration makes no progress) holds
+  the current support and the features closest to violating their dual constraint, inside a
+  compiled block of fixed capacity (a ladder 128, 512, 2048, ..., p chosen by ``lax.switch``,
+  or p alone up to 256, so every shape is static);
 * the working set is picked by a sort of few features, or by a bisection on the bits of the
   float32 scores and prefix sums (a sort of many costs ms on CPU);
 * the inner solver is cyclic coordinate descent on the working set, in Gram form (K x K block)
@@ -93,7 +94,8 @@ class _Data(NamedTuple):
     colsq: jax.Array  # (p,) squared norms of the (centred) columns
     gram: Any  # (G, X^T y / n, y^T y / n) or None
     # sparse X: its non-zeros in column order (rows, values), column starts (p + 1,) and the
-    # uncentred column sums (p,); None for a dense X
+    # uncentred column sums (p,; zeros when not centring, as they are then never read); None
+    # for a dense X
     csc: Any = None
 
 
@@ -1083,8 +1085,8 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
         nnz = jnp.sum(st.w != 0) + jnp.sum(c == 0)
         # a sparse X's blocks cost O(K) to set up: there a working set its solution fills
         # (90% or more) grows four-fold, sparing outer iterations, each a pass over X
-        full = cfg.sparse & (10 * nnz >= 9 * st.size)
-        size = jnp.maximum(st.size, jnp.where(full, 4, 2) * nnz)
+        growth = jnp.where(10 * nnz >= 9 * st.size, 4, 2) if cfg.sparse else 2
+        size = jnp.maximum(st.size, growth * nnz)
         # no progress at all last time: the working set missed what matters, grow it
         stalled = (st.it > 0) & (gap >= st.prev_gap)
         size = jnp.minimum(jnp.where(stalled, 2 * size, size), p).astype(jnp.int32)
