@@ -117,6 +117,7 @@ class _State(NamedTuple):
     it: jax.Array
     inner: jax.Array
     screened: jax.Array
+    z: jax.Array  # X w + b (centred X): the inner solver's own residual, not another product
     grad: jax.Array
     scale: jax.Array
     gap: jax.Array
@@ -211,7 +212,8 @@ def _strong_concavity(loss: str, n: jax.Array) -> jax.Array:
 # the certificate at the current point: full gradient, dual point, gap, KKT, screening
 
 
-def _certify(cfg: _Config, d: _Data, w, b, alpha, l2, c, screened):
+def _certify(cfg: _Config, d: _Data, w, z, alpha, l2, c, screened):
+    """The certificate at ``w`` with ``z = X w + b`` (read only without the full Gram matrix)."""
     pen = alpha * c  # per-coordinate strengths
     if cfg.use_gram:
         G, Xty, yty = d.gram
@@ -227,7 +229,6 @@ def _certify(cfg: _Config, d: _Data, w, b, alpha, l2, c, screened):
             return -conj - s**2 * l2 * jnp.dot(w, w) / 2
 
     else:
-        z = _matvec(d, w) + b
         u = _loss_grad(cfg.loss, z, d.y, d.n)
         grad = _rmatvec(d, u) + l2 * w
         fval = _loss_value(cfg.loss, z, d.y, d.n)
@@ -335,6 +336,14 @@ def _residual_terms(blk: _Block, st):
         jnp.dot(r, r) - 2 * s * total + blk.n * s**2,
         jnp.dot(r, blk.y) - s * jnp.sum(blk.y),
     )
+
+
+def _block_product(blk: _Block, st):
+    """A w (centred columns) from a residual form's state: its residual plus y."""
+    if blk.form == "residual":
+        return st + blk.y
+    r, s, _ = st
+    return r - s + blk.y
 
 
 def _block_smooth(blk: _Block, w, st):
@@ -732,7 +741,7 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
     combination of the iterates whose combined differences are smallest) and, when the support
     fits its block, the exact point on the support is tried too (:func:`_block_newton`); a
     candidate is kept only when it lowers the objective, so the iteration stays monotone.
-    ``stop(w, state)`` says when the block is solved.
+    ``stop(w, state)`` says when the block is solved. Returns (w, epochs, the state at w).
     """
     size = w.shape[0]
     live = blk.diag > 0
@@ -787,8 +796,8 @@ def _cd(blk: _Block, w, lam, stop, max_epochs, m=None):
     st0 = _block_state(blk, w)
     hist0 = jnp.zeros((_ANDERSON + 1, size), w.dtype)
     init = (w, st0, jnp.int32(0), hist0, jnp.asarray(False))
-    w, _, epochs, _, _ = jax.lax.while_loop(checked, body, init)
-    return w, epochs
+    w, st, epochs, _, _ = jax.lax.while_loop(checked, body, init)
+    return w, epochs, st
 
 
 def _ws_gap_quadratic(lam, w, grad, fval, uy, l2w2):
@@ -889,8 +898,14 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
             gap, primal = _ws_gap_quadratic(lam, w, grad, rr / (2 * d.n), ry / d.n, l2w2)
             return gap <= target * primal
 
-    w_new, epochs = _cd(blk, w_ws * keepf, lam, stop, max_epochs, m)
-    return w_new, jnp.zeros((), w_ws.dtype), epochs
+    w_new, epochs, st = _cd(blk, w_ws * keepf, lam, stop, max_epochs, m)
+    if blk.form != "gram":
+        z = _block_product(blk, st)  # the residual kept up by the sweeps: X w with no product
+    elif cfg.use_gram:
+        z = jnp.zeros_like(d.y)  # the certificate reads the Gram matrix, not X w
+    else:
+        z = A @ w_new
+    return w_new, jnp.zeros((), w_ws.dtype), epochs, z
 
 
 def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_epochs):
@@ -959,7 +974,7 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
             )
             return jnp.max(viol) <= jnp.maximum(0.1 * viol0, floor)
 
-        x_cd, e = _cd(blk, x, lam, stop, max_epochs, m)
+        x_cd, e, _ = _cd(blk, x, lam, stop, max_epochs, m)
         dx = x_cd - x
         dz = A @ dx
         decrease = jnp.dot(g, dx) + jnp.sum(lam * (jnp.abs(x_cd) - jnp.abs(x)))
@@ -989,14 +1004,14 @@ def _inner_logistic(cfg, d, w_ws, b, idx, keep, m, alpha, l2, c_ws, target, max_
 
     z0 = A @ x
     gap0, primal0, g0 = ws_gap(x, z0)
-    x, _, _, epochs, *_ = jax.lax.while_loop(
+    x, z, _, epochs, *_ = jax.lax.while_loop(
         lambda c: (~c[4]) & (c[2] < cfg.max_newton),
         body,
         (x, z0, jnp.int32(0), jnp.int32(0), gap0 <= target * primal0, primal0, g0),
     )
-    if cfg.intercept:
-        return x[1:], x[0], epochs
-    return x, b, epochs
+    if cfg.intercept:  # z = A x holds the intercept's column
+        return x[1:], x[0], epochs, z
+    return x, b, epochs, z
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1061,15 +1076,15 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
             keep = (jnp.arange(K) < size) & ~screened[idx]  # the working set: `size` of them
             w_ws = w[idx]
             if cfg.loss == "squared":
-                w_ws, b_new, epochs = _inner_squared(
+                w_ws, b_new, epochs, z = _inner_squared(
                     cfg, d, w_ws, idx, keep, size, alpha, l2, c[idx], target, max_epochs
                 )
             else:
-                w_ws, b_new, epochs = _inner_logistic(
+                w_ws, b_new, epochs, z = _inner_logistic(
                     cfg, d, w_ws, b, idx, keep, size, alpha, l2, c[idx], target, max_epochs
                 )
-            w_new = jnp.zeros_like(w).at[idx].set(w_ws)
-            return jnp.where(screened, 0.0, w_new), b_new, epochs
+            # the screened features are outside ``keep``: already zero, as z has them
+            return jnp.zeros_like(w).at[idx].set(w_ws), b_new, epochs, z
 
         return branch
 
@@ -1079,7 +1094,7 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
     # last pass only certifies, so the reported certificate always belongs to the returned w
     def body(st: _State):
         grad, scale, gap, primal, kkt, screened = _certify(
-            cfg, d, st.w, st.b, alpha, l2, c, st.screened
+            cfg, d, st.w, st.z, alpha, l2, c, st.screened
         )
         done = (gap <= tol * primal) | (st.it >= max_outer)
         nnz = jnp.sum(st.w != 0) + jnp.sum(c == 0)
@@ -1099,16 +1114,17 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
             return jax.lax.switch(level, branches, (st.w, st.b, grad, screened, size, target))
 
         def keep(_):
-            return st.w, st.b, jnp.int32(0)
+            return st.w, st.b, jnp.int32(0), st.z
 
-        w_new, b_new, epochs = jax.lax.cond(done, keep, solve, None)
+        w_new, b_new, epochs, z = jax.lax.cond(done, keep, solve, None)
         return _State(
             w_new, b_new, jnp.where(done, st.size, size), st.it + (~done).astype(jnp.int32),
-            st.inner + epochs, screened, grad, scale, gap, primal, kkt, gap, done,
+            st.inner + epochs, screened, z, grad, scale, gap, primal, kkt, gap, done,
         )  # fmt: skip
 
+    z = jnp.zeros_like(d.y) if cfg.use_gram else _matvec(d, w) + b  # once, then the inner's
     init = _State(
-        w, b, size, jnp.int32(0), jnp.int32(0), jnp.zeros((p,), bool), jnp.zeros_like(w),
+        w, b, size, jnp.int32(0), jnp.int32(0), jnp.zeros((p,), bool), z, jnp.zeros_like(w),
         jnp.ones((), w.dtype), jnp.asarray(jnp.inf, w.dtype), jnp.ones((), w.dtype),
         jnp.asarray(jnp.inf, w.dtype), jnp.asarray(jnp.inf, w.dtype), jnp.asarray(False),
     )  # fmt: skip

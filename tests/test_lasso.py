@@ -276,7 +276,7 @@ def padded_columns(A_s):
 def cd_epochs(blk, lam, w0, epochs):
     """``epochs`` epochs of _cd on ``blk`` from w0 (no stopping test), as a NumPy array."""
     run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, epochs))
-    w, done = run(jnp.asarray(w0))
+    w, done, _ = run(jnp.asarray(w0))
     assert int(done) == epochs
     return np.asarray(w)
 
@@ -328,6 +328,24 @@ def test_blocked_coordinate_descent_equals_cyclic_coordinate_descent(x64, form):
     epochs = 3  # before the first Anderson step
     want = np_cyclic_cd(H, b, lam, w0, order, epochs)
     np.testing.assert_allclose(cd_epochs(blk, lam, w0, epochs), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", [f for f in FORMS if f != "gram"])
+def test_the_residual_the_sweeps_keep_up_is_the_product_the_certificate_reads(x64, form):
+    # the outer loop certifies from the inner solver's residual (no product X w): after
+    # sweeps and an Anderson step (epoch 6) it must still be A w, with A's centring
+    blk, _, _, lam, w0 = working_set_block(form)
+    run = jax.jit(lambda w: _lasso._cd(blk, w, jnp.asarray(lam), lambda w, st: False, 8))
+    w, _, st = run(jnp.asarray(w0))
+    if blk.form == "residual":
+        A = np.asarray(blk.At).T
+    else:
+        A = np.zeros((blk.y.shape[0], blk.rows.shape[0]))
+        for j, (r, v) in enumerate(zip(np.asarray(blk.rows), np.asarray(blk.vals), strict=True)):
+            np.add.at(A[:, j], r[v != 0], v[v != 0])
+        A = A - np.asarray(blk.mean)
+    want = A @ np.asarray(w)
+    np.testing.assert_allclose(_lasso._block_product(blk, st), want, rtol=1e-12, atol=1e-12)
 
 
 def very_sparse_block(centred, n=200, K=48, seed=1):
