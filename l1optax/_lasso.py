@@ -14,7 +14,7 @@ written with static shapes so that it compiles once and runs on CPU, GPU and TPU
   compiled block of fixed capacity (a ladder 128, 512, 2048, ..., p chosen by ``lax.switch``,
   or p alone up to 256, so every shape is static);
 * the working set is picked by a sort of few features, or by a bisection on the bits of the
-  float32 scores and prefix sums (a sort of many costs ms on CPU);
+  scores rounded to bfloat16 and prefix sums (a sort of many costs ms on CPU);
 * the inner solver is cyclic coordinate descent on the working set, in Gram form (K x K block)
   when the block is narrower than n and in residual form (no block: celer's and skglm's form)
   otherwise, on the non-zeros of each column for a sparse X, with Anderson acceleration every
@@ -1027,15 +1027,17 @@ def _order_key(x: jax.Array) -> jax.Array:
 
 def _smallest(score: jax.Array, size: jax.Array, K: int) -> jax.Array:
     """K distinct indices, the first ``size`` (traced, 1 <= size <= K) of them those of the
-    ``size`` smallest scores rounded to float32 (ties broken by index, in index order), the rest
-    of any others.
+    ``size`` smallest scores rounded to bfloat16 (ties broken by index, in index order), the
+    rest of any others.
 
     ``lax.top_k`` sorts all p scores on CPU (3.7 ms for p = 20000); for p above
-    ``_SORT_BELOW`` the size-th smallest is found by bisection on the 32 bits of the scores
-    (a working set needs no finer ranking) and compacted with prefix sums (~0.3 ms).
+    ``_SORT_BELOW`` the size-th smallest is found by bisection on the 16 bits of the rounded
+    scores and compacted with prefix sums (~0.2 ms). A working set needs no finer ranking than
+    bfloat16's 8 significant bits: 32 steps on float32 bits cost ~0.1 ms more per outer
+    iteration (2000 x 20000 sparse: 0.97x the time with bfloat16, the same outer iterations).
     """
     p = score.shape[0]
-    key = _order_key(score.astype(jnp.float32))
+    key = _order_key(score.astype(jnp.float32).astype(jnp.bfloat16))
     if p <= _SORT_BELOW:
         kth = jnp.sort(key)[size - 1]
     else:

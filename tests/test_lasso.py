@@ -509,8 +509,8 @@ def test_working_set_selection_takes_the_smallest_scores_ties_by_index(score, da
     with jax.enable_x64(True):
         idx = np.asarray(_smallest(jnp.asarray(score), jnp.int32(size), K))
     assert idx.shape == (K,) and len(set(idx.tolist())) == K and idx.min() >= 0 and idx.max() < p
-    # ascending float32 scores, ties by index, -0.0 before 0.0 (as _order_key orders their bits)
-    rounded = score.astype(np.float32)
+    # ascending bfloat16 scores, ties by index, -0.0 before 0.0 (as _order_key orders their bits)
+    rounded = score.astype(np.float32).astype(jnp.bfloat16).astype(np.float32)
     expected = np.lexsort((np.arange(p), np.signbit(rounded) == 0, rounded))[:size]
     np.testing.assert_array_equal(np.sort(idx[:size]), np.sort(expected))
 
