@@ -4,7 +4,8 @@ For each dense problem (Gaussian X of shape n x p, 10% of the true coefficients 
 50, float64) every solver is run with its own stopping tolerance lowered ten-fold at a time until
 its solution reaches a relative duality gap (gap / primal objective) of at most 1e-6; the time
 reported is the median of ``--repeats`` timed runs at that tolerance, in the same process, after
-the calibration runs have warmed up every compilation. Single strength: alpha = alpha_max / 10.
+the calibration runs have warmed up every compilation, the solvers of a problem interleaved
+(round-robin), so that the machine's load changing during a problem's timing affects them alike. Single strength: alpha = alpha_max / 10.
 Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
 certified. Also a sparse design (2000 x 20000 at 0.2% density: ``l1optax.lasso`` on a BCOO
 matrix against the peers on scipy CSC) and L1 logistic regression (mean log-loss +
@@ -385,26 +386,50 @@ def sklearn_path(X, y, grid):
 # calibration and timing
 
 
-def time_to_target(run, gap_of, tols, repeats):
-    """Lowers the tolerance until the certificate holds, then times that setting."""
+def calibrate(run, gap_of, tols):
+    """The loosest tolerance whose solution is certified, and that solution's record; the runs
+    at each tolerance tried also warm up (compile) that setting."""
     for tol in tols:
-        w, iters = run(tol)  # also the warm-up (compilation) for this tolerance
+        w, iters = run(tol)
         gap = gap_of(w)
         if gap <= TARGET:
             run(tol)  # second warm-up: caches settled
-            times = []
-            for _ in range(repeats):
+            return {"tol": tol, "iterations": iters, "rel_gap": gap}
+    return {"tol": tols[-1], "iterations": iters, "rel_gap": gap, "failed": True}
+
+
+def time_solvers(problem, entries, data, gap_of, repeats, opts):
+    """One row per solver ``(name, make, tols)`` of ``problem`` (its ``run = make(*data)``, made on
+    the solver's device): each calibrated (:func:`calibrate`),
+    then all timed in ``repeats`` interleaved rounds (each round runs every certified solver once,
+    the order rotated from round to round), so that a change in the machine's load during the
+    timing falls on every solver alike; the median of each solver's rounds is reported."""
+    calibrated = []
+    for name, make, tols in entries:
+        with _device_for(name, opts):
+            run = make(*data)
+            calibrated.append((name, run, calibrate(run, gap_of, tols)))
+    timed = [(name, run, res) for name, run, res in calibrated if not res.get("failed")]
+    times = {name: [] for name, _, _ in timed}
+    for round_ in range(repeats):
+        for k in range(len(timed)):
+            name, run, res = timed[(k + round_) % len(timed)]
+            with _device_for(name, opts):
                 start = time.perf_counter()
-                w, iters = run(tol)
-                times.append(time.perf_counter() - start)
-            return {
-                "time_ms": 1e3 * statistics.median(times),
-                "times_ms": [1e3 * t for t in times],
-                "tol": tol,
-                "iterations": iters,
-                "rel_gap": gap_of(w),
-            }
-    return {"time_ms": float("nan"), "tol": tols[-1], "iterations": iters, "rel_gap": gap}
+                run(res["tol"])
+                times[name].append(time.perf_counter() - start)
+    rows = []
+    for name, _, res in calibrated:
+        res = {k: v for k, v in res.items() if k != "failed"}
+        spent = times.get(name)
+        res = {
+            "time_ms": 1e3 * statistics.median(spent) if spent else float("nan"),
+            "times_ms": [1e3 * t for t in spent] if spent else [],
+            **res,
+        }
+        rows.append({"problem": problem, "solver": name, **res})
+        print(f"  {problem}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
+    return rows
 
 
 def _peers(available):
@@ -433,13 +458,7 @@ def bench_single(n, p, repeats, opts):
         solvers.append(("celer Lasso", celer_solver, gap_tols))
     if opts["jaxopt"]:
         solvers.append(("jaxopt ProximalGradient", jaxopt_solver, grad_tols))
-    rows = []
-    for name, make, tols in solvers:
-        with _device_for(name, opts):
-            res = time_to_target(make(X, y, alpha), gap_of, tols, repeats)
-        rows.append({"problem": f"{n} x {p}", "solver": name, **res})
-        print(f"  {n} x {p}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
-    return rows
+    return time_solvers(f"{n} x {p}", solvers, (X, y, alpha), gap_of, repeats, opts)
 
 
 def bench_path(n, p, num, repeats, opts):
@@ -463,13 +482,7 @@ def bench_path(n, p, num, repeats, opts):
         solvers.append(("skglm Lasso (warm path)", skglm_path, gap_tols))
     if "celer" in opts["peers"]:
         solvers.append(("celer Lasso (warm path)", celer_path, gap_tols))
-    rows = []
-    for name, make, tols in solvers:
-        with _device_for(name, opts):
-            res = time_to_target(make(X, y, grid), gap_of, tols, repeats)
-        rows.append({"problem": f"path {num} x ({n} x {p})", "solver": name, **res})
-        print(f"  path {n} x {p}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
-    return rows
+    return time_solvers(f"path {num} x ({n} x {p})", solvers, (X, y, grid), gap_of, repeats, opts)
 
 
 def bench_sparse(n, p, density, repeats, opts):
@@ -504,15 +517,12 @@ def _bench_rows(problem, X, y, alpha, relative_gap_fn, solvers, peers, repeats, 
     """One strength, every solver (and every installed peer) certified by ``relative_gap_fn``."""
     solvers = solvers + [peers[name] for name in opts["peers"] if name in peers]
     tols = [10.0**-k for k in range(3, 14)]
-    rows = []
-    for name, make in solvers:
-        with _device_for(name, opts):
-            res = time_to_target(
-                make(X, y, alpha), lambda w: relative_gap_fn(X, y, w, alpha), tols, repeats
-            )
-        rows.append({"problem": problem, "solver": name, **res})
-        print(f"  {problem}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
-    return rows
+    entries = [(name, make, tols) for name, make in solvers]
+
+    def gap_of(w):
+        return relative_gap_fn(X, y, w, alpha)
+
+    return time_solvers(problem, entries, (X, y, alpha), gap_of, repeats, opts)
 
 
 def _device_for(name, opts):

@@ -87,3 +87,38 @@ def test_sparse_and_logistic_certificates_match_references():
     code = CERTIFICATES.format(bench_dir=str(BENCH.parent))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+INTERLEAVING = """
+import sys
+sys.path.insert(0, {bench_dir!r})
+import solvers as S
+
+calls = []
+
+def make(name, certified_at):
+    def run(tol):
+        calls.append((name, tol))
+        return (tol <= certified_at), 1
+    return lambda *data: run
+
+entries = [("a", make("a", 1e-4), [1e-3, 1e-4, 1e-5]), ("b", make("b", 1e-3), [1e-3]),
+           ("never", make("never", 0.0), [1e-3, 1e-4])]
+opts = {{"gpu": False}}
+rows = S.time_solvers("p", entries, (), lambda ok: 0.0 if ok else 1.0, 3, opts)
+timed = calls[-6:]  # after calibration: 3 rounds of the two certified solvers, order rotated
+assert timed == [("a", 1e-4), ("b", 1e-3), ("b", 1e-3), ("a", 1e-4), ("a", 1e-4), ("b", 1e-3)], calls
+by = {{r["solver"]: r for r in rows}}
+assert [r["solver"] for r in rows] == ["a", "b", "never"]
+assert by["a"]["tol"] == 1e-4 and len(by["a"]["times_ms"]) == 3 and by["a"]["time_ms"] > 0
+assert by["never"]["time_ms"] != by["never"]["time_ms"] and by["never"]["times_ms"] == []
+assert ("never", 1e-4) in calls and calls.count(("never", 1e-4)) == 1  # never timed
+print("ok")
+"""
+
+
+def test_solvers_are_timed_in_interleaved_rounds_after_calibration():
+    # drift in the machine's load must fall on every solver of a problem alike
+    code = INTERLEAVING.format(bench_dir=str(BENCH.parent))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
