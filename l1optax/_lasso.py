@@ -117,7 +117,8 @@ class _State(NamedTuple):
     it: jax.Array
     inner: jax.Array
     screened: jax.Array
-    z: jax.Array  # X w + b (centred X): the inner solver's own residual, not another product
+    z: jax.Array  # X w + b (centred X), the inner solver's own residual; empty with the Gram
+    # matrix (the certificate reads G w instead)
     grad: jax.Array
     scale: jax.Array
     gap: jax.Array
@@ -902,7 +903,7 @@ def _inner_squared(cfg, d, w_ws, idx, keep, m, alpha, l2, c_ws, target, max_epoc
     if blk.form != "gram":
         z = _block_product(blk, st)  # the residual kept up by the sweeps: X w with no product
     elif cfg.use_gram:
-        z = jnp.zeros_like(d.y)  # the certificate reads the Gram matrix, not X w
+        z = jnp.zeros((0,), w_ws.dtype)  # the certificate reads G w, not X w
     else:
         z = A @ w_new
     return w_new, jnp.zeros((), w_ws.dtype), epochs, z
@@ -1124,7 +1125,7 @@ def _solve_one(cfg: _Config, d: _Data, alpha, l2, c, tol, limits, w, b, size):
             st.inner + epochs, screened, z, grad, scale, gap, primal, kkt, gap, done,
         )  # fmt: skip
 
-    z = jnp.zeros_like(d.y) if cfg.use_gram else _matvec(d, w) + b  # once, then the inner's
+    z = jnp.zeros((0,), w.dtype) if cfg.use_gram else _matvec(d, w) + b  # then the inner's
     init = _State(
         w, b, size, jnp.int32(0), jnp.int32(0), jnp.zeros((p,), bool), z, jnp.zeros_like(w),
         jnp.ones((), w.dtype), jnp.asarray(jnp.inf, w.dtype), jnp.ones((), w.dtype),
