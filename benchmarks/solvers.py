@@ -5,7 +5,8 @@ For each dense problem (Gaussian X of shape n x p, 10% of the true coefficients 
 its solution reaches a relative duality gap (gap / primal objective) of at most 1e-6; the time
 reported is the median of ``--repeats`` timed runs at that tolerance, in the same process, after
 the calibration runs have warmed up every compilation, the solvers of a problem interleaved
-(round-robin), so that the machine's load changing during a problem's timing affects them alike. Single strength: alpha = alpha_max / 10.
+(rounds of one run each, in a seeded random order), so that the machine's load changing during a
+problem's timing affects them alike. Single strength: alpha = alpha_max / 10.
 Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
 certified. Also a sparse design (2000 x 20000 at 0.2% density: ``l1optax.lasso`` on a BCOO
 matrix against the peers on scipy CSC) and L1 logistic regression (mean log-loss +
@@ -402,8 +403,9 @@ def time_solvers(problem, entries, data, gap_of, repeats, opts):
     """One row per solver ``(name, make, tols)`` of ``problem`` (its ``run = make(*data)``, made on
     the solver's device): each calibrated (:func:`calibrate`),
     then all timed in ``repeats`` interleaved rounds (each round runs every certified solver once,
-    the order rotated from round to round), so that a change in the machine's load during the
-    timing falls on every solver alike; the median of each solver's rounds is reported."""
+    in a fresh seeded random order, so no solver always follows the same one), so that a change in
+    the machine's load during the timing falls on every solver alike; the median of each
+    solver's rounds is reported."""
     calibrated = []
     for name, make, tols in entries:
         with _device_for(name, opts):
@@ -411,9 +413,10 @@ def time_solvers(problem, entries, data, gap_of, repeats, opts):
             calibrated.append((name, run, calibrate(run, gap_of, tols)))
     timed = [(name, run, res) for name, run, res in calibrated if not res.get("failed")]
     times = {name: [] for name, _, _ in timed}
-    for round_ in range(repeats):
-        for k in range(len(timed)):
-            name, run, res = timed[(k + round_) % len(timed)]
+    rng = np.random.default_rng(0)
+    for _ in range(repeats):
+        for k in rng.permutation(len(timed)):
+            name, run, res = timed[k]
             with _device_for(name, opts):
                 start = time.perf_counter()
                 run(res["tol"])

@@ -1597,7 +1597,8 @@ def _column_order(X: jsparse.BCOO):
         if np.any((key[1:] == key[:-1]) & inside[1:]):  # a repeated (row, col): sum it first
             return _column_order(X.sum_duplicates(nse=int(np.unique(key[inside]).size)))
         order = order.astype(np.int32)
-    counts = np.bincount(columns[columns < p], minlength=p)  # O(nnz), not a search
+    # O(nnz), not a search; padding entries (column p or beyond) land past p, then cut off
+    counts = np.bincount(columns, minlength=p + 1)[:p]
     colptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     return X, (order, colptr), max(1, int(counts.max(initial=0)))
 

@@ -185,7 +185,9 @@ def test_sparse_design_matches_sklearn(x64, fit_intercept):
     column_major = jsparse.BCOO.from_scipy_sparse(Xs)
     assert _lasso._column_order(column_major)[1][0] is None
     assert _lasso._column_order(jsparse.BCOO.from_scipy_sparse(Xs.tocsr()))[1][0] is not None
-    for X in (Xs, Xs.tocsr(), column_major, batched):
+    padded = jsparse.BCOO.fromdense(jnp.asarray(Xs.toarray()), nse=Xs.nnz + 7)  # 7 past the end
+    assert int(np.asarray(padded.indices)[:, 1].max()) >= 150
+    for X in (Xs, Xs.tocsr(), column_major, batched, padded):
         w, info = lasso(X, y, alpha, fit_intercept=fit_intercept, tol=1e-13)
         assert bool(info.converged)
         assert_same_solution(w, ref.coef_)
