@@ -6,7 +6,8 @@ its solution reaches a relative duality gap (gap / primal objective) of at most 
 reported is the median of ``--repeats`` timed runs at that tolerance, in the same process, after
 the calibration runs have warmed up every compilation, the solvers of a problem interleaved
 (rounds of one run each, in a seeded random order), so that the machine's load changing during a
-problem's timing affects them alike. Single strength: alpha = alpha_max / 10.
+problem's timing affects them alike; a solver faster than 0.1 s is re-run untimed right before
+each timed run, so that each is timed warm, as in a loop of calls. Single strength: alpha = alpha_max / 10.
 Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
 certified. Also a sparse design (2000 x 20000 at 0.2% density: ``l1optax.lasso`` on a BCOO
 matrix against the peers on scipy CSC) and L1 logistic regression (mean log-loss +
@@ -58,6 +59,7 @@ LOGISTIC_SIZES = [(1_000, 100), (200, 5_000)]
 QUICK_LOGISTIC_SIZES = [(200, 40)]
 TARGET = 1e-6
 PATH_EPS = 1e-2  # alpha_max -> alpha_max / 100
+WARM_BELOW = 0.1  # seconds: a faster solver is re-warmed (one untimed run) before each timed run
 
 
 def lsq(w, X, y):
@@ -388,14 +390,17 @@ def sklearn_path(X, y, grid):
 
 
 def calibrate(run, gap_of, tols):
-    """The loosest tolerance whose solution is certified, and that solution's record; the runs
-    at each tolerance tried also warm up (compile) that setting."""
+    """The loosest tolerance whose solution is certified, and that solution's record (``warm``:
+    a run took under ``WARM_BELOW`` seconds); the runs at each tolerance tried also warm up
+    (compile) that setting."""
     for tol in tols:
         w, iters = run(tol)
         gap = gap_of(w)
         if gap <= TARGET:
+            start = time.perf_counter()
             run(tol)  # second warm-up: caches settled
-            return {"tol": tol, "iterations": iters, "rel_gap": gap}
+            warm = time.perf_counter() - start < WARM_BELOW
+            return {"tol": tol, "iterations": iters, "rel_gap": gap, "warm": warm}
     return {"tol": tols[-1], "iterations": iters, "rel_gap": gap, "failed": True}
 
 
@@ -405,7 +410,10 @@ def time_solvers(problem, entries, data, gap_of, repeats, opts):
     then all timed in ``repeats`` interleaved rounds (each round runs every certified solver once,
     in a fresh seeded random order, so no solver always follows the same one), so that a change in
     the machine's load during the timing falls on every solver alike; the median of each
-    solver's rounds is reported."""
+    solver's rounds is reported. A solver whose calibrated run took under ``WARM_BELOW`` seconds
+    runs once untimed right before each timed run: every solver is timed warm, as in a loop of
+    calls, not just after another library's work (which slows the next JAX call on this 2-core
+    box by up to ~0.3 ms, XLA's threads having gone idle or the BLAS threads still spinning)."""
     calibrated = []
     for name, make, tols in entries:
         with _device_for(name, opts):
@@ -418,12 +426,14 @@ def time_solvers(problem, entries, data, gap_of, repeats, opts):
         for k in rng.permutation(len(timed)):
             name, run, res = timed[k]
             with _device_for(name, opts):
+                if res["warm"]:
+                    run(res["tol"])
                 start = time.perf_counter()
                 run(res["tol"])
                 times[name].append(time.perf_counter() - start)
     rows = []
     for name, _, res in calibrated:
-        res = {k: v for k, v in res.items() if k != "failed"}
+        res = {k: v for k, v in res.items() if k not in ("failed", "warm")}
         spent = times.get(name)
         res = {
             "time_ms": 1e3 * statistics.median(spent) if spent else float("nan"),

@@ -106,9 +106,13 @@ entries = [("a", make("a", 1e-4), [1e-3, 1e-4, 1e-5]), ("b", make("b", 1e-3), [1
            ("never", make("never", 0.0), [1e-3, 1e-4])]
 opts = {{"gpu": False}}
 rows = S.time_solvers("p", entries, (), lambda ok: 0.0 if ok else 1.0, 3, opts)
-timed = calls[-6:]  # after calibration: 3 rounds, each running the two certified solvers once
+# after calibration: 3 rounds, each running the two certified (fast) solvers once, each
+# timed run right after an untimed one of the same solver (timed warm)
+timed = calls[-12:]
 for k in range(3):
-    assert sorted(timed[2 * k: 2 * k + 2]) == [("a", 1e-4), ("b", 1e-3)], calls
+    pairs = timed[4 * k: 4 * k + 4]
+    assert pairs[0] == pairs[1] and pairs[2] == pairs[3], calls
+    assert sorted([pairs[0], pairs[2]]) == [("a", 1e-4), ("b", 1e-3)], calls
 by = {{r["solver"]: r for r in rows}}
 assert [r["solver"] for r in rows] == ["a", "b", "never"]
 assert by["a"]["tol"] == 1e-4 and len(by["a"]["times_ms"]) == 3 and by["a"]["time_ms"] > 0
@@ -118,7 +122,7 @@ assert ("never", 1e-4) in calls and calls.count(("never", 1e-4)) == 1  # never t
 calls.clear()
 four = [(name, make(name, 1.0), [1e-3]) for name in "wxyz"]
 S.time_solvers("q", four, (), lambda ok: 0.0, 12, opts)
-sequence = [name for name, _ in calls[-48:]]
+sequence = [name for name, _ in calls[-96:]][1::2]  # the timed runs
 before = {{name: set() for name in "wxyz"}}
 for prev, name in zip(sequence, sequence[1:]):
     before[name].add(prev)
