@@ -7,8 +7,8 @@ reported is the median of ``--repeats`` timed runs at that tolerance, in the sam
 the calibration runs have warmed up every compilation, the solvers of a problem interleaved
 (rounds of one run each, in a seeded random order), so that the machine's load changing during a
 problem's timing affects them alike; a solver faster than 0.1 s is re-run untimed right before
-each timed run, so that each is timed warm, as in a loop of calls. Single strength: alpha = alpha_max / 10.
-Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
+each timed run, so that each is timed warm, as in a loop of calls. Single strength:
+alpha = alpha_max / 10. Path: 100 strengths from alpha_max to alpha_max / 100 (geometric), warm-started, every point
 certified. Also a sparse design (2000 x 20000 at 0.2% density: ``l1optax.lasso`` on a BCOO
 matrix against the peers on scipy CSC) and L1 logistic regression (mean log-loss +
 alpha |w|_1, alpha = alpha_max / 10, against liblinear, skglm and celer), each certified by its
@@ -412,8 +412,8 @@ def time_solvers(problem, entries, data, gap_of, repeats, opts):
     the machine's load during the timing falls on every solver alike; the median of each
     solver's rounds is reported. A solver whose calibrated run took under ``WARM_BELOW`` seconds
     runs once untimed right before each timed run: every solver is timed warm, as in a loop of
-    calls, not just after another library's work (which slows the next JAX call on this 2-core
-    box by up to ~0.3 ms, XLA's threads having gone idle or the BLAS threads still spinning)."""
+    calls, not just after another library's work (after which the next JAX call on this 2-core
+    box took 1.7-1.9 ms instead of 0.66, 1000 x 100: XLA's threads idle, or BLAS's spinning)."""
     calibrated = []
     for name, make, tols in entries:
         with _device_for(name, opts):
@@ -433,15 +433,19 @@ def time_solvers(problem, entries, data, gap_of, repeats, opts):
                 times[name].append(time.perf_counter() - start)
     rows = []
     for name, _, res in calibrated:
-        res = {k: v for k, v in res.items() if k not in ("failed", "warm")}
-        spent = times.get(name)
-        res = {
-            "time_ms": 1e3 * statistics.median(spent) if spent else float("nan"),
-            "times_ms": [1e3 * t for t in spent] if spent else [],
-            **res,
-        }
-        rows.append({"problem": problem, "solver": name, **res})
-        print(f"  {problem}  {name:<26} {res['time_ms']:10.1f} ms", file=sys.stderr)
+        spent = times.get(name, [])
+        time_ms = 1e3 * statistics.median(spent) if spent else float("nan")
+        record = {k: v for k, v in res.items() if k not in ("failed", "warm")}
+        rows.append(
+            {
+                "problem": problem,
+                "solver": name,
+                "time_ms": time_ms,
+                "times_ms": [1e3 * t for t in spent],
+                **record,
+            }
+        )
+        print(f"  {problem}  {name:<26} {time_ms:10.1f} ms", file=sys.stderr)
     return rows
 
 
